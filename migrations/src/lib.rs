@@ -1,0 +1,16 @@
+//! The one migration set for SQLite and PostgreSQL. `clavis migrate` runs it; `clavis serve` runs it itself only
+//! for the embedded default, because sea-orm-migration takes no lock and two instances must not migrate at once.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,250 @@
+//! Envelope encryption of secrets at rest, and the platform's randomness and hashing.
+//!
+//! Every secret (content keys, token signing secrets, FairPlay private keys, ASks, ...) is sealed with a fresh
+//! 256-bit data key; the data key is wrapped with the master key. Both layers are AES-256-GCM (ring), and both bind
+//! the caller's context string (for example `content_key/<tenant>/<kid>`) as associated data, so a sealed value copied
+//! to another row, tenant or purpose fails to open. Rotating the master key only re-wraps the small data keys.
+//!
+//! Sealed layout (version 1):
+//! `0x01 | master key id (4) | wrap nonce (12) | wrapped data key (32 + 16) | data nonce (12) | ciphertext + tag`
+
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::digest;
+use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
+
+use crate::error::{ClavisError, Result};
+
+const VERSION: u8 = 1;
+const KEY_ID_LEN: usize = 4;
+const TAG_LEN: usize = 16;
+const WRAPPED_LEN: usize = 32 + TAG_LEN;
+const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN + WRAPPED_LEN + NONCE_LEN;
+
+/// Fill `out` from the operating system's CSPRNG.
+pub fn fill_random(out: &mut [u8]) -> Result<()> {
+    SystemRandom::new().fill(out).map_err(|_| ClavisError::internal("randomness", "the system CSPRNG failed"))
+}
+
+pub fn random_array<const N: usize>() -> Result<[u8; N]> {
+    let mut out = [0u8; N];
+    fill_random(&mut out)?;
+    Ok(out)
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, data).as_ref());
+    out
+}
+
+/// The platform master key (key-encryption key). Its bytes never leave this type.
+pub struct MasterKey {
+    key: LessSafeKey,
+    id: [u8; KEY_ID_LEN],
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MasterKey(id={})", hex::encode(self.id))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MasterKeyError {
+    #[error("the master key must be base64 of exactly 32 bytes")]
+    Malformed,
+    #[error("master key file {0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+impl MasterKey {
+    pub fn from_bytes(bytes: &[u8]) -> Result<MasterKey, MasterKeyError> {
+        if bytes.len() != 32 {
+            return Err(MasterKeyError::Malformed);
+        }
+        let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| MasterKeyError::Malformed)?;
+        let mut id = [0u8; KEY_ID_LEN];
+        let mut labelled = Zeroizing::new(b"clavis-master-key-id:".to_vec());
+        labelled.extend_from_slice(bytes);
+        id.copy_from_slice(&sha256(&labelled)[..KEY_ID_LEN]);
+        Ok(MasterKey { key: LessSafeKey::new(key), id })
+    }
+
+    pub fn from_base64(encoded: &str) -> Result<MasterKey, MasterKeyError> {
+        let bytes = Zeroizing::new(STANDARD.decode(encoded.trim()).map_err(|_| MasterKeyError::Malformed)?);
+        MasterKey::from_bytes(&bytes)
+    }
+
+    /// A new random key, base64-encoded (what `CLAVIS_MASTER_KEY` holds).
+    pub fn generate_base64() -> Result<Zeroizing<String>> {
+        let bytes = Zeroizing::new(random_array::<32>()?);
+        Ok(Zeroizing::new(STANDARD.encode(*bytes)))
+    }
+
+    /// Read the embedded-mode key file, or create it (mode 0600) when absent. Returns whether it was created.
+    pub fn load_or_create_file(path: &Path) -> Result<(MasterKey, bool), MasterKeyError> {
+        let io = |e| MasterKeyError::Io(path.display().to_string(), e);
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok((MasterKey::from_base64(&Zeroizing::new(text))?, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(io)?;
+                }
+                let encoded = MasterKey::generate_base64().map_err(|_| MasterKeyError::Malformed)?;
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    options.mode(0o600);
+                }
+                let mut file = options.open(path).map_err(io)?;
+                file.write_all(encoded.as_bytes()).map_err(io)?;
+                file.sync_all().map_err(io)?;
+                Ok((MasterKey::from_base64(&encoded)?, true))
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    pub fn id_hex(&self) -> String {
+        hex::encode(self.id)
+    }
+
+    /// Seal `plaintext` under a fresh data key; `context` names what the secret is and whose it is.
+    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let data_key = Zeroizing::new(random_array::<32>()?);
+        let wrap_nonce = random_array::<NONCE_LEN>()?;
+        let data_nonce = random_array::<NONCE_LEN>()?;
+
+        let mut wrapped = Zeroizing::new(data_key.to_vec());
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(wrap_nonce),
+                Aad::from(context.as_bytes()),
+                &mut *wrapped,
+            )
+            .map_err(|_| ClavisError::internal("seal", "wrapping the data key failed"))?;
+
+        let data = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &*data_key).map_err(|_| ClavisError::internal("seal", "bad data key"))?,
+        );
+        let mut body = plaintext.to_vec();
+        data.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(data_nonce),
+            Aad::from(context.as_bytes()),
+            &mut body,
+        )
+        .map_err(|_| ClavisError::internal("seal", "sealing the secret failed"))?;
+
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        out.push(VERSION);
+        out.extend_from_slice(&self.id);
+        out.extend_from_slice(&wrap_nonce);
+        out.extend_from_slice(&wrapped);
+        out.extend_from_slice(&data_nonce);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Open a value sealed by [`MasterKey::seal`] with the same `context`.
+    pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if sealed.len() < HEADER_LEN + TAG_LEN || sealed[0] != VERSION {
+            return Err(ClavisError::internal("open", format!("sealed value for {context} is malformed")));
+        }
+        let (key_id, rest) = sealed[1..].split_at(KEY_ID_LEN);
+        if key_id != self.id {
+            return Err(ClavisError::internal(
+                "open",
+                format!(
+                    "sealed value for {context} was sealed with master key {}, not {}",
+                    hex::encode(key_id),
+                    self.id_hex()
+                ),
+            ));
+        }
+        let (wrap_nonce, rest) = rest.split_at(NONCE_LEN);
+        let (wrapped, rest) = rest.split_at(WRAPPED_LEN);
+        let (data_nonce, body) = rest.split_at(NONCE_LEN);
+        let failed = || ClavisError::internal("open", format!("sealed value for {context} does not authenticate"));
+
+        let mut data_key = Zeroizing::new(wrapped.to_vec());
+        let nonce = Nonce::try_assume_unique_for_key(wrap_nonce).map_err(|_| failed())?;
+        let data_key =
+            self.key.open_in_place(nonce, Aad::from(context.as_bytes()), &mut data_key).map_err(|_| failed())?;
+        let data = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, data_key).map_err(|_| failed())?);
+
+        let mut plaintext = Zeroizing::new(body.to_vec());
+        let nonce = Nonce::try_assume_unique_for_key(data_nonce).map_err(|_| failed())?;
+        let len = data.open_in_place(nonce, Aad::from(context.as_bytes()), &mut plaintext).map_err(|_| failed())?.len();
+        plaintext.truncate(len);
+        Ok(plaintext)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key() -> MasterKey {
+        MasterKey::from_base64(&MasterKey::generate_base64().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn sealed_values_need_the_same_context_and_key() {
+        let master = key();
+        let sealed = master.seal("content_key/t1/kid", b"0123456789abcdef").unwrap();
+        assert_eq!(&*master.open("content_key/t1/kid", &sealed).unwrap(), b"0123456789abcdef");
+        assert!(master.open("content_key/t2/kid", &sealed).is_err(), "another tenant's context must not open it");
+        assert!(key().open("content_key/t1/kid", &sealed).is_err(), "another master key must not open it");
+        assert!(!sealed.windows(16).any(|w| w == b"0123456789abcdef"), "plaintext must not appear in the blob");
+    }
+
+    #[test]
+    fn malformed_keys_are_refused() {
+        assert!(MasterKey::from_base64("not base64!").is_err());
+        assert!(MasterKey::from_base64("c2hvcnQ=").is_err());
+    }
+
+    #[test]
+    fn key_file_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/master.key");
+        let (first, created) = MasterKey::load_or_create_file(&path).unwrap();
+        assert!(created);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let (second, created) = MasterKey::load_or_create_file(&path).unwrap();
+        assert!(!created);
+        assert_eq!(first.id_hex(), second.id_hex());
+    }
+
+    proptest! {
+        #[test]
+        fn seal_open_round_trips(data in proptest::collection::vec(any::<u8>(), 0..512), ctx in "[a-z/0-9]{0,40}") {
+            let master = key();
+            let sealed = master.seal(&ctx, &data).unwrap();
+            prop_assert_eq!(&*master.open(&ctx, &sealed).unwrap(), &data[..]);
+        }
+
+        #[test]
+        fn any_bit_flip_is_detected(data in proptest::collection::vec(any::<u8>(), 1..64), flip in any::<prop::sample::Index>()) {
+            let master = key();
+            let mut sealed = master.seal("ctx", &data).unwrap();
+            let i = flip.index(sealed.len());
+            sealed[i] ^= 0x01;
+            prop_assert!(master.open("ctx", &sealed).is_err());
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The error catalog: the single source of every error Clavis can answer.
+//!
+//! Each entry has a stable numeric code, an HTTP status, a title and a remedy line. The same entry renders as
+//! `application/problem+json` for the JSON APIs, as the `X-Clavis-Error` header (license endpoints read it from
+//! browsers), as the docs page and as the console's error-code browser. Codes are promises to tenants: never renumber
+//! an entry, only add new ones. Ranges: 1xxx request and platform, 2xxx tenants and authentication, 3xxx keys,
+//! 4xxx tokens and policy, 5xxx licenses.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// The header that carries the numeric catalog code on every error response.
+pub const ERROR_HEADER: HeaderName = HeaderName::from_static("x-clavis-error");
+
+macro_rules! catalog {
+    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $status:ident, $title:literal, $remedy:literal; )*) => {
+        /// Every error Clavis can answer, with its stable numeric code.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// The whole catalog in code order, for the docs page and the console's browser.
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+
+            pub const fn code(self) -> u16 {
+                match self { $( ErrorCode::$variant => $code, )* }
+            }
+
+            /// The code as text, without allocating (metric labels, headers).
+            pub const fn code_str(self) -> &'static str {
+                match self { $( ErrorCode::$variant => stringify!($code), )* }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self { $( ErrorCode::$variant => StatusCode::$status, )* }
+            }
+
+            pub const fn title(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $title, )* }
+            }
+
+            pub const fn remedy(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $remedy, )* }
+            }
+
+            /// A stable snake-case-free identifier (the variant name) for logs and machine matching.
+            pub const fn name(self) -> &'static str {
+                match self { $( ErrorCode::$variant => stringify!($variant), )* }
+            }
+        }
+    };
+}
+
+catalog! {
+    // 1xxx: the request itself and the platform
+    Internal = 1000, INTERNAL_SERVER_ERROR, "Internal error",
+        "Retry later; if it persists, report the request id (X-Request-Id) to the platform operator.";
+    DatabaseUnavailable = 1001, SERVICE_UNAVAILABLE, "Database unavailable",
+        "The platform cannot reach its database; retry with backoff and alert the operator.";
+    RouteNotFound = 1002, NOT_FOUND, "No such endpoint",
+        "Check the path and method against the API reference at /api-docs/.";
+    MethodNotAllowed = 1003, METHOD_NOT_ALLOWED, "Method not allowed",
+        "Use the HTTP method the API reference lists for this path.";
+    MalformedJson = 1010, BAD_REQUEST, "Malformed JSON",
+        "Send a syntactically valid JSON document in the request body.";
+    InvalidField = 1011, UNPROCESSABLE_ENTITY, "Invalid field",
+        "Correct the field named in `field` (see `detail` for what it must look like).";
+    PayloadTooLarge = 1012, PAYLOAD_TOO_LARGE, "Request body too large",
+        "Send a smaller body; the limit for this endpoint is given in `detail`.";
+    UnsupportedMediaType = 1013, UNSUPPORTED_MEDIA_TYPE, "Unsupported media type",
+        "Send the body with the Content-Type the endpoint expects (usually application/json).";
+    MalformedRequest = 1014, BAD_REQUEST, "Malformed request",
+        "Check the path parameters and query string against the API reference.";
+    RateLimited = 1020, TOO_MANY_REQUESTS, "Too many requests",
+        "Slow down and retry after the number of seconds in Retry-After.";
+
+    // 2xxx: tenants and authentication
+    ApiKeyMissing = 2001, UNAUTHORIZED, "API key missing",
+        "Send the tenant API key as `Authorization: Bearer <api_key>`.";
+    ApiKeyInvalid = 2002, UNAUTHORIZED, "API key invalid",
+        "The key is unknown or revoked; create a new key in the console or with `clavis tenant create`.";
+    TenantSuspended = 2003, FORBIDDEN, "Tenant suspended",
+        "This account is suspended by the platform operator; contact support.";
+    TenantNotFound = 2004, NOT_FOUND, "Tenant not found",
+        "Check the site id; it is shown in the console and was printed by `clavis tenant create`.";
+    TenantExists = 2005, CONFLICT, "Tenant already exists",
+        "An account with this email already exists; sign in instead or use another email.";
+
+    // 3xxx: contents and keys
+    ContentNotFound = 3001, NOT_FOUND, "Content not found",
+        "Create the content's keys first with POST /api/v1/keys.";
+    KeysAlreadyExist = 3002, CONFLICT, "Content already has keys",
+        "Import keys only for content that has none; read the existing keys with GET /api/v1/keys/{content_id}.";
+    KidInUse = 3003, CONFLICT, "Key id already in use",
+        "Each KID belongs to one content of a tenant; import a different KID or use the content that owns it.";
+    KeySeedNotSet = 3004, CONFLICT, "Key seed not set",
+        "Set a PlayReady key seed for the tenant before asking for `\"source\": \"key_seed\"`.";
+
+    // 4xxx: tokens and policy
+    TokenMissing = 4001, UNAUTHORIZED, "License token missing",
+        "Send the token in the X-Clavis-Token header or the `token` query parameter.";
+    TokenMalformed = 4002, UNAUTHORIZED, "License token malformed",
+        "Send the token exactly as the token API returned it (a JWT with three base64url parts).";
+    TokenSignatureInvalid = 4003, UNAUTHORIZED, "License token signature invalid",
+        "Sign the token with the tenant's current signing key, or mint it with POST /api/v1/tokens.";
+    TokenKeyUnknown = 4004, UNAUTHORIZED, "Token signing key unknown",
+        "The JWT `kid` names no active signing key of this tenant; use a current key id.";
+    TokenExpired = 4005, UNAUTHORIZED, "License token expired",
+        "Mint a fresh token; tokens are valid only until `exp` (plus the tenant's clock-skew window).";
+    TokenNotYetValid = 4006, UNAUTHORIZED, "License token not yet valid",
+        "The token's `nbf`/`iat` is in the future; check the clock of the system that signed it.";
+    TokenIssuerUnknown = 4007, UNAUTHORIZED, "Token issuer unknown",
+        "The token's `iss` must be the tenant's site id.";
+    TokenContentMismatch = 4008, FORBIDDEN, "Token is for another content",
+        "Mint the token for the content being played (`cid` must match the requested keys' content).";
+    TokenDrmMismatch = 4009, FORBIDDEN, "Token is for another DRM",
+        "The token's `drm` claim limits it to one DRM system; mint a token without it or for this DRM.";
+    PolicyInvalid = 4010, UNPROCESSABLE_ENTITY, "Policy invalid",
+        "Correct the policy field named in `field`; see the policy reference in the API docs.";
+
+    // 5xxx: licenses
+    LicenseRequestMalformed = 5001, BAD_REQUEST, "License request malformed",
+        "Pass the CDM's license message to the license endpoint unchanged as the request body.";
+    KidNotInContent = 5002, FORBIDDEN, "Requested key id not in content",
+        "The license request asked for a KID that is not a key of the token's content; check what the content was packaged with.";
+    OriginNotAllowed = 5003, FORBIDDEN, "Origin not allowed",
+        "Add the player's origin to the tenant's allowed origins for license requests.";
+    PersistenceNotAllowed = 5004, FORBIDDEN, "Persistent license not allowed",
+        "The policy does not allow persistent (offline) licenses; request a temporary session or change the policy.";
+    ContentHasNoKeys = 5005, NOT_FOUND, "Content has no keys",
+        "Create the content's keys with POST /api/v1/keys before requesting licenses.";
+}
+
+impl ErrorCode {
+    pub fn by_code(code: u16) -> Option<ErrorCode> {
+        ErrorCode::ALL.iter().copied().find(|entry| entry.code() == code)
+    }
+
+    /// The problem `type` URI: a relative reference to the error's page in the docs served by Clavis.
+    pub fn type_uri(self) -> String {
+        format!("/errors/{}", self.code())
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code(), self.title())
+    }
+}
+
+/// The one error type every Clavis function returns.
+#[derive(Debug, Clone)]
+pub struct ClavisError {
+    pub code: ErrorCode,
+    pub detail: Cow<'static, str>,
+    /// The request field at fault, for validation errors.
+    pub field: Option<Cow<'static, str>>,
+}
+
+pub type Result<T, E = ClavisError> = std::result::Result<T, E>;
+
+impl ClavisError {
+    pub fn new(code: ErrorCode, detail: impl Into<Cow<'static, str>>) -> Self {
+        ClavisError { code, detail: detail.into(), field: None }
+    }
+
+    /// A validation error naming the field at fault.
+    pub fn field(code: ErrorCode, field: impl Into<Cow<'static, str>>, detail: impl Into<Cow<'static, str>>) -> Self {
+        ClavisError { code, detail: detail.into(), field: Some(field.into()) }
+    }
+
+    /// An invalid-field error (1011).
+    pub fn invalid(field: impl Into<Cow<'static, str>>, detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::field(ErrorCode::InvalidField, field, detail)
+    }
+
+    /// An internal failure: the cause is logged here, never sent to the caller.
+    pub fn internal(context: &str, cause: impl fmt::Display) -> Self {
+        tracing::error!(error.cause = %cause, "internal error: {context}");
+        ClavisError::new(ErrorCode::Internal, "An internal error occurred; it has been logged.")
+    }
+
+    pub fn problem(&self) -> Problem<'_> {
+        Problem {
+            kind: self.code.type_uri(),
+            title: self.code.title(),
+            status: self.code.status().as_u16(),
+            detail: &self.detail,
+            code: self.code.code(),
+            error: self.code.name(),
+            field: self.field.as_deref(),
+            remedy: self.code.remedy(),
+        }
+    }
+}
+
+impl fmt::Display for ClavisError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl std::error::Error for ClavisError {}
+
+/// RFC 9457 problem details, with Clavis's catalog code.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// A relative reference to the error's documentation page.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'a str,
+    pub status: u16,
+    pub detail: &'a str,
+    /// The numeric catalog code (also sent as `X-Clavis-Error`).
+    pub code: u16,
+    /// The catalog entry's name.
+    pub error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
+    pub remedy: &'a str,
+}
+
+impl ResponseError for ClavisError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
+        response.insert_header((ERROR_HEADER, HeaderValue::from_static(self.code.code_str())));
+        if self.code == ErrorCode::RateLimited {
+            response.insert_header((header::RETRY_AFTER, 1));
+        }
+        response.body(body)
+    }
+}
+
+impl From<sea_orm::DbErr> for ClavisError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        use sea_orm::DbErr;
+        match &err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                tracing::error!(error.cause = %err, "database unreachable");
+                ClavisError::new(ErrorCode::DatabaseUnavailable, "The database is unreachable; retry later.")
+            }
+            _ => ClavisError::internal("database", err),
+        }
+    }
+}
+
+impl From<serde_json::Error> for ClavisError {
+    fn from(err: serde_json::Error) -> Self {
+        match err.classify() {
+            serde_json::error::Category::Data => ClavisError::new(ErrorCode::InvalidField, err.to_string()),
+            _ => ClavisError::new(ErrorCode::MalformedJson, err.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_in_their_range() {
+        let mut seen = HashSet::new();
+        for entry in ErrorCode::ALL {
+            assert!(seen.insert(entry.code()), "duplicate code {}", entry.code());
+            assert!((1000..6000).contains(&entry.code()));
+            assert!(!entry.title().is_empty() && !entry.remedy().is_empty());
+            assert_eq!(ErrorCode::by_code(entry.code()), Some(*entry));
+        }
+    }
+
+    #[test]
+    fn only_internal_failures_are_5xx() {
+        for entry in ErrorCode::ALL {
+            if entry.status().is_server_error() {
+                assert!(matches!(entry, ErrorCode::Internal | ErrorCode::DatabaseUnavailable), "{entry:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn problem_json_carries_code_and_header() {
+        let err = ClavisError::invalid("content_id", "must not be empty");
+        let response = err.error_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(response.headers().get(ERROR_HEADER).and_then(|v| v.to_str().ok()), Some("1011"));
+        let problem = serde_json::to_value(err.problem()).unwrap();
+        assert_eq!(problem["code"], 1011);
+        assert_eq!(problem["field"], "content_id");
+        assert_eq!(problem["type"], "/errors/1011");
+    }
+}

@@ -1,0 +1,43 @@
+//! The tables the key service owns. Private to this crate: other crates use [`crate::KeyStore`].
+
+pub(crate) mod contents {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "contents")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub content_id: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod content_keys {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "content_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub content_ref: Uuid,
+        /// Position in the content's key list (the order keys were requested or imported in).
+        pub ordinal: i32,
+        pub track_type: String,
+        pub kid: String,
+        /// The content key, envelope-encrypted under the master key (context `content_key/<tenant>/<kid>`).
+        pub key_sealed: Vec<u8>,
+        pub iv: String,
+        pub source: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

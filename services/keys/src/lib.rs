@@ -1,0 +1,32 @@
+//! The key service: contents and their keys (random, imported; key seeds and packager protocols come later), the
+//! PSSH boxes that signal them, and the cached key path the license service reads.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod api;
+mod entity;
+pub mod model;
+pub mod pssh;
+mod store;
+
+use actix_web::web;
+
+pub use model::{ContentKey, ContentKeySet, KeySource};
+pub use store::KeyStore;
+
+/// Register the key service's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(api::create_keys).service(api::read_keys);
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(api::create_keys, api::read_keys),
+    components(schemas(model::KeysRequest, model::ImportedKeyBody, model::KeysResponse, model::KeyView, model::PsshView, model::KeySource)),
+    tags((name = "keys", description = "Content keys"))
+)]
+struct ApiDoc;
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <ApiDoc as utoipa::OpenApi>::openapi()
+}

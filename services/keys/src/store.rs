@@ -1,0 +1,271 @@
+//! The key store: making, importing and reading content keys, and the cached path the license service reads.
+//!
+//! Content keys are sealed under the master key in the database (context `content_key/<tenant>/<kid>`) and held
+//! decrypted only in a bounded in-memory cache, so a license request neither queries nor decrypts. A content's keys
+//! never change once made, so a cached set can only be missing, never wrong; the TTL bounds how long a deleted
+//! content's keys could outlive it in another instance's memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use clavis_core::crypto;
+use clavis_core::db::is_unique_violation;
+use clavis_core::ids::{ContentId, Kid, TenantId, TrackType};
+use clavis_core::{ClavisError, ErrorCode, Platform, Result};
+use moka::future::Cache;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::entity::{content_keys, contents};
+use crate::model::{ContentKey, ContentKeySet, KeyPlan, KeySource};
+
+pub const CACHE_TTL: Duration = Duration::from_secs(300);
+const CACHE_CAPACITY: u64 = 200_000;
+
+pub struct KeyStore {
+    platform: Platform,
+    cache: Cache<(TenantId, ContentId), Arc<ContentKeySet>>,
+}
+
+/// Why a cache fill produced nothing: not an error to cache.
+#[derive(Clone)]
+enum Miss {
+    Absent,
+    Failed(ClavisError),
+}
+
+fn seal_context(tenant_id: TenantId, kid: &Kid) -> String {
+    format!("content_key/{tenant_id}/{kid}")
+}
+
+impl KeyStore {
+    pub fn new(platform: Platform) -> KeyStore {
+        KeyStore { platform, cache: Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(CACHE_TTL).build() }
+    }
+
+    /// Make (or import) the content's keys unless it has some, and return the content's keys either way.
+    /// The boolean says whether this call created them.
+    pub async fn ensure(
+        &self,
+        tenant_id: TenantId,
+        content_id: ContentId,
+        plan: KeyPlan,
+    ) -> Result<(Arc<ContentKeySet>, bool)> {
+        if let KeyPlan::Generate { .. } = plan
+            && let Some(existing) = self.get(tenant_id, &content_id).await?
+        {
+            return Ok((existing, false));
+        }
+        let fresh = match &plan {
+            KeyPlan::Generate { source: KeySource::KeySeed, .. } => {
+                return Err(ClavisError::new(
+                    ErrorCode::KeySeedNotSet,
+                    "this tenant has no PlayReady key seed; use \"source\": \"random\" or import keys",
+                ));
+            }
+            KeyPlan::Generate { source, tracks } => generate(tracks, *source)?,
+            KeyPlan::Import(keys) => keys
+                .iter()
+                .map(|k| {
+                    Ok(ContentKey {
+                        track_type: k.track_type,
+                        kid: k.kid,
+                        key: k.key.clone(),
+                        iv: match k.iv {
+                            Some(iv) => iv,
+                            None => crypto::random_array()?,
+                        },
+                        source: KeySource::Imported,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
+
+        match self.insert(tenant_id, &content_id, &fresh).await? {
+            true => {
+                let set = Arc::new(ContentKeySet { content_id: content_id.clone(), keys: fresh });
+                self.cache.insert((tenant_id, content_id), set.clone()).await;
+                Ok((set, true))
+            }
+            false => {
+                let existing = self
+                    .load(tenant_id, &content_id)
+                    .await?
+                    .ok_or_else(|| ClavisError::internal("keys", "content row exists without being readable"))?;
+                if let KeyPlan::Import(_) = plan
+                    && !same_keys(&existing.keys, &fresh)
+                {
+                    return Err(ClavisError::new(
+                        ErrorCode::KeysAlreadyExist,
+                        format!("content {content_id:?} already has {} key(s)", existing.keys.len()),
+                    ));
+                }
+                Ok((existing, false))
+            }
+        }
+    }
+
+    /// Insert the content and its keys in one transaction. False when the content already existed.
+    async fn insert(&self, tenant_id: TenantId, content_id: &ContentId, keys: &[ContentKey]) -> Result<bool> {
+        let now = Utc::now();
+        let content_ref = Uuid::new_v4();
+        let txn = self.platform.db.begin().await?;
+        let inserted = contents::Entity::insert(contents::ActiveModel {
+            id: Set(content_ref),
+            tenant_id: Set(tenant_id.0),
+            content_id: Set(content_id.to_string()),
+            created_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([contents::Column::TenantId, contents::Column::ContentId]).do_nothing().to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        if inserted == 0 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        let rows = keys
+            .iter()
+            .enumerate()
+            .map(|(ordinal, k)| {
+                Ok(content_keys::ActiveModel {
+                    id: Set(Uuid::new_v4()),
+                    tenant_id: Set(tenant_id.0),
+                    content_ref: Set(content_ref),
+                    ordinal: Set(i32::try_from(ordinal).unwrap_or(i32::MAX)),
+                    track_type: Set(k.track_type.as_str().to_owned()),
+                    kid: Set(k.kid.to_hex()),
+                    key_sealed: Set(self.platform.master_key.seal(&seal_context(tenant_id, &k.kid), &*k.key)?),
+                    iv: Set(hex::encode(k.iv)),
+                    source: Set(k.source.as_str().to_owned()),
+                    created_at: Set(now),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        content_keys::Entity::insert_many(rows).exec_without_returning(&txn).await.map_err(|e| {
+            if is_unique_violation(&e) {
+                ClavisError::new(
+                    ErrorCode::KidInUse,
+                    "a KID in the request already belongs to another content of this tenant",
+                )
+            } else {
+                e.into()
+            }
+        })?;
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// The content's keys, decrypted, from the cache or the database. `None` when the content has none.
+    pub async fn get(&self, tenant_id: TenantId, content_id: &ContentId) -> Result<Option<Arc<ContentKeySet>>> {
+        let key = (tenant_id, content_id.clone());
+        // A plain lookup first: moka's loading path costs several times a hit, and nearly every call is a hit.
+        if let Some(set) = self.cache.get(&key).await {
+            return Ok(Some(set));
+        }
+        let found = self
+            .cache
+            .try_get_with(key, async {
+                match self.load(tenant_id, content_id).await {
+                    Ok(Some(set)) => Ok(set),
+                    Ok(None) => Err(Miss::Absent),
+                    Err(e) => Err(Miss::Failed(e)),
+                }
+            })
+            .await;
+        match found {
+            Ok(set) => Ok(Some(set)),
+            Err(miss) => match &*miss {
+                Miss::Absent => Ok(None),
+                Miss::Failed(e) => Err(e.clone()),
+            },
+        }
+    }
+
+    async fn load(&self, tenant_id: TenantId, content_id: &ContentId) -> Result<Option<Arc<ContentKeySet>>> {
+        let db = &self.platform.db;
+        let Some(content) = find_content(db, tenant_id, content_id).await? else { return Ok(None) };
+        let rows = content_keys::Entity::find()
+            .filter(content_keys::Column::TenantId.eq(tenant_id.0))
+            .filter(content_keys::Column::ContentRef.eq(content.id))
+            .order_by_asc(content_keys::Column::Ordinal)
+            .all(db)
+            .await?;
+        let keys = rows
+            .into_iter()
+            .map(|row| {
+                let kid = Kid::parse_hex(&row.kid).map_err(|e| ClavisError::internal("stored kid", e))?;
+                let opened = self.platform.master_key.open(&seal_context(tenant_id, &kid), &row.key_sealed)?;
+                let key = <[u8; 16]>::try_from(opened.as_slice())
+                    .map_err(|_| ClavisError::internal("stored key", "sealed key is not 16 bytes"))?;
+                Ok(ContentKey {
+                    track_type: row.track_type.parse().map_err(|e| ClavisError::internal("stored track type", e))?,
+                    kid,
+                    key: Zeroizing::new(key),
+                    iv: clavis_core::ids::parse_hex16(&row.iv, "iv")
+                        .map_err(|e| ClavisError::internal("stored iv", e))?,
+                    source: KeySource::parse_stored(&row.source),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Arc::new(ContentKeySet { content_id: content_id.clone(), keys })))
+    }
+
+    /// Which of the tenant's contents owns `kid`, if any (for precise refusals; not on the success path).
+    pub async fn content_of_kid(&self, tenant_id: TenantId, kid: &Kid) -> Result<Option<ContentId>> {
+        let db = &self.platform.db;
+        let Some(key) = content_keys::Entity::find()
+            .filter(content_keys::Column::TenantId.eq(tenant_id.0))
+            .filter(content_keys::Column::Kid.eq(kid.to_hex()))
+            .one(db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let content = contents::Entity::find()
+            .filter(contents::Column::TenantId.eq(tenant_id.0))
+            .filter(contents::Column::Id.eq(key.content_ref))
+            .one(db)
+            .await?;
+        content.map(|c| ContentId::parse(&c.content_id)).transpose()
+    }
+}
+
+async fn find_content(
+    db: &impl ConnectionTrait,
+    tenant_id: TenantId,
+    content_id: &ContentId,
+) -> Result<Option<contents::Model>> {
+    Ok(contents::Entity::find()
+        .filter(contents::Column::TenantId.eq(tenant_id.0))
+        .filter(contents::Column::ContentId.eq(content_id.as_str()))
+        .one(db)
+        .await?)
+}
+
+fn generate(tracks: &[TrackType], source: KeySource) -> Result<Vec<ContentKey>> {
+    tracks
+        .iter()
+        .map(|&track_type| {
+            Ok(ContentKey {
+                track_type,
+                kid: Kid(crypto::random_array()?),
+                key: Zeroizing::new(crypto::random_array()?),
+                iv: crypto::random_array()?,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Whether an import repeats exactly the keys the content already has (an idempotent retry).
+fn same_keys(existing: &[ContentKey], imported: &[ContentKey]) -> bool {
+    existing.len() == imported.len()
+        && imported
+            .iter()
+            .all(|i| existing.iter().any(|e| e.kid == i.kid && *e.key == *i.key && e.track_type == i.track_type))
+}

@@ -1,0 +1,109 @@
+//! License endpoints (called by players) and the tenant's view of its license log.
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use clavis_core::ids::Drm;
+use clavis_core::{ClavisError, ErrorCode, Result};
+use clavis_tenant::TenantAuth;
+use serde::Deserialize;
+
+use crate::clearkey::MAX_REQUEST_BYTES;
+use crate::cors;
+use crate::log::{LogQuery, LogRow, Outcome};
+use crate::service::{LicenseService, Story};
+
+pub const TOKEN_HEADER: &str = "x-clavis-token";
+
+/// The token from the `X-Clavis-Token` header, else the `token` query parameter.
+fn token_from(req: &HttpRequest) -> Option<String> {
+    if let Some(value) = req.headers().get(TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
+        return Some(value.trim().to_owned());
+    }
+    url::form_urlencoded::parse(req.query_string().as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned())
+}
+
+fn story(req: &HttpRequest, drm: Drm) -> Story {
+    Story::new(
+        drm,
+        cors::request_origin(req),
+        clavis_core::http::peer_ip(req),
+        clavis_core::http::request_id(req).and_then(|v| v.to_str().ok().map(str::to_owned)),
+    )
+}
+
+/// A W3C ClearKey license. The body is the CDM's license request (`{"kids":[...],"type":"temporary"}`); the token
+/// comes in `X-Clavis-Token` or `?token=`. Errors carry their catalog code in `X-Clavis-Error`.
+#[utoipa::path(
+    post, path = "/license/clearkey", tag = "licenses",
+    params(("token" = Option<String>, Query, description = "The license token, when not sent in X-Clavis-Token")),
+    request_body(content = String, content_type = "application/json", description = "The EME ClearKey license request"),
+    responses(
+        (status = 200, description = "The ClearKey license (JWK set, base64url without padding)", content_type = "application/json"),
+        (status = 400, description = "5001 license request malformed", body = clavis_core::error::Problem),
+        (status = 401, description = "4001-4007 token missing, malformed, bad signature, unknown key, expired, not yet valid, unknown issuer", body = clavis_core::error::Problem),
+        (status = 403, description = "2003 tenant suspended, 4008 token for another content, 4009 token for another DRM, 5002 KID not in content, 5003 origin not allowed, 5004 persistence not allowed", body = clavis_core::error::Problem),
+        (status = 404, description = "5005 content has no keys", body = clavis_core::error::Problem),
+        (status = 413, description = "1012 body too large", body = clavis_core::error::Problem),
+    )
+)]
+pub async fn clearkey(req: HttpRequest, payload: web::Payload, service: web::Data<LicenseService>) -> HttpResponse {
+    let mut story = story(&req, Drm::ClearKey);
+    let token = token_from(&req);
+    let result = match clavis_core::http::read_body(payload, MAX_REQUEST_BYTES).await {
+        Ok(body) => service.clearkey(&mut story, token.as_deref(), &body).await,
+        Err(e) => Err(e),
+    };
+    service.finish(story, result, "application/json").await
+}
+
+pub async fn preflight(req: HttpRequest) -> HttpResponse {
+    cors::preflight(&req)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogParams {
+    /// Rows to return, newest first (1 to 1000, default 50).
+    pub limit: Option<u64>,
+    /// `issued` or `denied`.
+    pub outcome: Option<String>,
+    pub content_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+/// The tenant's license log, newest first. Rows are written in batches within about 50 ms of the request.
+#[utoipa::path(
+    get, path = "/api/v1/license-log", tag = "licenses",
+    security(("api_key" = [])),
+    params(LogParams),
+    responses(
+        (status = 200, body = Vec<LogRow>),
+        (status = 400, description = "1014 malformed query", body = clavis_core::error::Problem),
+        (status = 401, description = "2001, 2002", body = clavis_core::error::Problem),
+    )
+)]
+#[get("/api/v1/license-log")]
+pub async fn license_log(
+    auth: TenantAuth,
+    service: web::Data<LicenseService>,
+    params: web::Query<LogParams>,
+) -> Result<HttpResponse> {
+    let params = params.into_inner();
+    let outcome = match params.outcome.as_deref() {
+        None => None,
+        Some("issued") => Some(Outcome::Issued),
+        Some("denied") => Some(Outcome::Denied),
+        Some(_) => return Err(ClavisError::invalid("outcome", "must be issued or denied")),
+    };
+    let query =
+        LogQuery { limit: params.limit.unwrap_or(50), outcome, content_id: params.content_id, user_id: params.user_id };
+    let rows = service.log().recent(auth.tenant.id, &query).await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+/// Every path under `/license/` answers preflights; unknown license paths answer from the catalog.
+pub async fn unknown_license_path(req: HttpRequest) -> HttpResponse {
+    let err = ClavisError::new(ErrorCode::RouteNotFound, format!("no license endpoint at {}", req.path()));
+    let mut response = actix_web::ResponseError::error_response(&err);
+    cors::apply(&mut response, cors::request_origin(&req).as_deref(), true);
+    response
+}

@@ -1,0 +1,233 @@
+//! One license request, one corridor: token, tenant, rules, keys, encode, log.
+//!
+//! Each DRM's handler parses its own challenge; everything else (finding and verifying the token, the tenant's
+//! state and origin rules, resolving keys, the log row, CORS and the error answer) is shared here.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use actix_web::HttpResponse;
+use actix_web::http::header::{self, HeaderValue};
+use clavis_core::ids::{Drm, Kid};
+use clavis_core::telemetry::Handles;
+use clavis_core::{ClavisError, ErrorCode, Result};
+use clavis_keys::KeyStore;
+use clavis_tenant::Tenant;
+use clavis_tokens::{TokenService, VerifiedToken};
+
+use crate::clearkey::{self, ClearKeyRequest, SessionType};
+use crate::cors;
+use crate::log::{LicenseLog, LogEntry, Outcome};
+
+pub struct LicenseService {
+    tokens: Arc<TokenService>,
+    keys: Arc<KeyStore>,
+    log: LicenseLog,
+}
+
+/// `clavis_licenses_total{drm, outcome, code}` (code 0 for issued licenses).
+fn license_counter(drm: Drm, code: Option<ErrorCode>) -> metrics::Counter {
+    static HANDLES: LazyLock<Handles<(Drm, Option<ErrorCode>), metrics::Counter>> = LazyLock::new(Handles::new);
+    HANDLES.get_or((drm, code), |(drm, code)| {
+        let outcome = if code.is_some() { Outcome::Denied } else { Outcome::Issued };
+        metrics::counter!(
+            "clavis_licenses_total",
+            "drm" => drm.as_str(),
+            "outcome" => outcome.as_str(),
+            "code" => code.map_or("0", |c| c.code_str())
+        )
+    })
+}
+
+/// `clavis_license_duration_seconds{drm, outcome}`.
+fn license_histogram(drm: Drm, outcome: Outcome) -> metrics::Histogram {
+    static HANDLES: LazyLock<Handles<(Drm, Outcome), metrics::Histogram>> = LazyLock::new(Handles::new);
+    HANDLES.get_or((drm, outcome), |(drm, outcome)| {
+        metrics::histogram!("clavis_license_duration_seconds", "drm" => drm.as_str(), "outcome" => outcome.as_str())
+    })
+}
+
+/// What the log records about one request, filled in as the corridor proceeds.
+pub struct Story {
+    pub drm: Drm,
+    started: Instant,
+    tenant: Option<Arc<Tenant>>,
+    user_id: Option<String>,
+    content_id: Option<String>,
+    kids: Vec<Kid>,
+    /// The rule being applied; when a step fails, the rule that refused.
+    rule: &'static str,
+    pub origin: Option<String>,
+    pub client_ip: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl Story {
+    pub fn new(drm: Drm, origin: Option<String>, client_ip: Option<String>, request_id: Option<String>) -> Story {
+        Story {
+            drm,
+            started: Instant::now(),
+            tenant: None,
+            user_id: None,
+            content_id: None,
+            kids: Vec::new(),
+            rule: "token",
+            origin,
+            client_ip,
+            request_id,
+        }
+    }
+}
+
+impl LicenseService {
+    pub fn new(tokens: Arc<TokenService>, keys: Arc<KeyStore>, log: LicenseLog) -> LicenseService {
+        LicenseService { tokens, keys, log }
+    }
+
+    pub fn log(&self) -> &LicenseLog {
+        &self.log
+    }
+
+    /// Find and verify the token, then apply the tenant-level rules (active, origin, DRM).
+    async fn authorize(&self, story: &mut Story, token: Option<&str>) -> Result<VerifiedToken> {
+        story.rule = "token";
+        let raw = token.ok_or_else(|| {
+            ClavisError::new(ErrorCode::TokenMissing, "send the token in X-Clavis-Token or the `token` query parameter")
+        })?;
+        let presented = self.tokens.parse(raw)?;
+        let tenant = self.tokens.issuer(&presented).await?;
+        story.tenant = Some(tenant.clone());
+        story.rule = "tenant";
+        tenant.ensure_active()?;
+        story.rule = "origin";
+        if !tenant.settings.origin_allowed(story.origin.as_deref()) {
+            return Err(ClavisError::new(
+                ErrorCode::OriginNotAllowed,
+                format!(
+                    "origin {:?} is not in the tenant's allowed origins",
+                    story.origin.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+        story.rule = "token";
+        let verified = self.tokens.verify(tenant, presented).await?;
+        story.user_id = Some(verified.user_id.as_str().to_owned());
+        story.content_id = Some(verified.content_id.as_str().to_owned());
+        story.rule = "drm";
+        verified.ensure_drm(story.drm)?;
+        Ok(verified)
+    }
+
+    /// The keys for exactly the requested KIDs, all of which must belong to the token's content.
+    async fn resolve_keys(
+        &self,
+        story: &mut Story,
+        token: &VerifiedToken,
+        kids: &[Kid],
+    ) -> Result<Vec<(Kid, [u8; 16])>> {
+        story.rule = "content";
+        let tenant_id = token.tenant.id;
+        let set = self.keys.get(tenant_id, &token.content_id).await?.ok_or_else(|| {
+            ClavisError::new(
+                ErrorCode::ContentHasNoKeys,
+                format!("content {:?} has no keys", token.content_id.as_str()),
+            )
+        })?;
+        story.rule = "kids";
+        let mut found = Vec::with_capacity(kids.len());
+        for kid in kids {
+            match set.find(kid) {
+                Some(key) => found.push((*kid, *key.key)),
+                None => {
+                    // Only the refusal path looks further, to say precisely why.
+                    return Err(match self.keys.content_of_kid(tenant_id, kid).await? {
+                        Some(other) => ClavisError::new(
+                            ErrorCode::TokenContentMismatch,
+                            format!(
+                                "KID {kid} belongs to content {:?}; the token is for {:?}",
+                                other.as_str(),
+                                token.content_id.as_str()
+                            ),
+                        ),
+                        None => ClavisError::new(
+                            ErrorCode::KidNotInContent,
+                            format!("KID {kid} is not a key of content {:?}", token.content_id.as_str()),
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// A ClearKey license for the request body, or the refusal.
+    pub async fn clearkey(&self, story: &mut Story, token: Option<&str>, body: &[u8]) -> Result<Vec<u8>> {
+        // Parsed first so that even a refused token's log row says which keys were asked for.
+        let request = ClearKeyRequest::parse(body);
+        if let Ok(request) = &request {
+            story.kids.clone_from(&request.kids);
+        }
+        let verified = self.authorize(story, token).await?;
+        story.rule = "request";
+        let request = request?;
+        let keys = self.resolve_keys(story, &verified, &request.kids).await?;
+        story.rule = "persistence";
+        if request.session_type == SessionType::PersistentLicense && !verified.policy.allows_persistence() {
+            return Err(ClavisError::new(
+                ErrorCode::PersistenceNotAllowed,
+                "the policy allows temporary sessions only",
+            ));
+        }
+        story.rule = "ok";
+        clearkey::encode_license(&keys, request.session_type)
+    }
+
+    /// Log the outcome and build the answer (with CORS headers for the origin when it may read it).
+    pub async fn finish(&self, story: Story, result: Result<Vec<u8>>, content_type: &'static str) -> HttpResponse {
+        let latency = story.started.elapsed();
+        let origin_allowed =
+            story.tenant.as_ref().is_none_or(|tenant| tenant.settings.origin_allowed(story.origin.as_deref()));
+        let (mut response, outcome, error) = match result {
+            Ok(body) => {
+                let response = HttpResponse::Ok()
+                    .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type)))
+                    .body(body);
+                (response, Outcome::Issued, None)
+            }
+            Err(err) => {
+                let response = actix_web::ResponseError::error_response(&err);
+                (response, Outcome::Denied, Some(err))
+            }
+        };
+        cors::apply(&mut response, story.origin.as_deref(), origin_allowed);
+
+        let code = error.as_ref().map(|e| e.code);
+        license_counter(story.drm, code).increment(1);
+        license_histogram(story.drm, outcome).record(latency.as_secs_f64());
+        if let Some(err) = &error {
+            tracing::info!(drm = story.drm.as_str(), code = err.code.code(), rule = story.rule, detail = %err.detail, "license denied");
+        }
+        // Requests that never named a tenant cannot go in a tenant's log; they are counted in metrics only.
+        if let Some(tenant) = &story.tenant {
+            self.log
+                .record(LogEntry {
+                    tenant_id: tenant.id,
+                    at_ms: chrono::Utc::now().timestamp_millis(),
+                    drm: story.drm.as_str(),
+                    user_id: story.user_id,
+                    content_id: story.content_id,
+                    kids: story.kids.iter().map(Kid::to_hex).collect(),
+                    outcome,
+                    error_code: code.map(ErrorCode::code),
+                    rule: story.rule,
+                    detail: error.map(|e| e.detail.into_owned()),
+                    latency_us: i64::try_from(latency.as_micros()).unwrap_or(i64::MAX),
+                    client_ip: story.client_ip,
+                    origin: story.origin,
+                    request_id: story.request_id,
+                })
+                .await;
+        }
+        response
+    }
+}

@@ -1,0 +1,36 @@
+//! The tenant service: tenants, their users and API keys, and the settings other services read.
+//!
+//! Other crates use [`Directory`] (find a tenant, authenticate an API key) and the [`TenantAuth`] extractor; the
+//! tables are private to this crate.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod api;
+mod auth;
+mod directory;
+mod entity;
+pub mod model;
+pub mod password;
+
+use actix_web::web;
+
+pub use auth::TenantAuth;
+pub use directory::{ApiKeyIdentity, CreatedTenant, Directory, NewTenant};
+pub use model::{Email, Role, Tenant, TenantSettings, TenantStatus};
+
+/// Register the tenant service's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(api::get_tenant).service(api::patch_settings);
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(api::get_tenant, api::patch_settings),
+    components(schemas(api::TenantView, model::TenantSettings, model::SettingsPatch, model::TenantStatus)),
+    tags((name = "tenant", description = "The tenant account and its settings"))
+)]
+struct ApiDoc;
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <ApiDoc as utoipa::OpenApi>::openapi()
+}

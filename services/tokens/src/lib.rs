@@ -1,0 +1,31 @@
+//! The token service: per-tenant signing keys, the token API, and verification for the license service.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod api;
+mod entity;
+pub mod native;
+mod service;
+mod signing;
+
+use actix_web::web;
+
+pub use native::{PresentedToken, VerifiedToken};
+pub use service::{IssuedToken, TokenRequest, TokenService};
+
+/// Register the token service's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(api::create_token);
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(api::create_token),
+    components(schemas(TokenRequest, IssuedToken, clavis_core::policy::Policy)),
+    tags((name = "tokens", description = "License tokens"))
+)]
+struct ApiDoc;
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <ApiDoc as utoipa::OpenApi>::openapi()
+}

@@ -1,0 +1,101 @@
+//! The token service: mint native tokens for a tenant's backend, and verify tokens for the license service.
+
+use std::sync::Arc;
+
+use clavis_core::ids::{ContentId, Drm, UserId};
+use clavis_core::policy::Policy;
+use clavis_core::{ClavisError, Platform, Result};
+use clavis_tenant::{Directory, Tenant};
+use serde::{Deserialize, Serialize};
+
+use crate::native::{self, NativeClaims, PresentedToken, VerifiedToken};
+use crate::signing::SigningKeys;
+
+pub struct TokenService {
+    directory: Arc<Directory>,
+    keys: SigningKeys,
+}
+
+/// Body of `POST /api/v1/tokens`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The tenant's id for the viewer.
+    #[schema(example = "u1")]
+    pub user_id: String,
+    #[schema(example = "movie-1")]
+    pub content_id: String,
+    /// Narrows the tenant's default policy; empty or absent means the default.
+    #[serde(default)]
+    pub policy: Option<Policy>,
+    /// Limit the token to one DRM system.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "clearkey")]
+    pub drm: Option<String>,
+    /// Token lifetime in seconds, at most the tenant's token TTL (the default).
+    #[serde(default)]
+    pub ttl_seconds: Option<u32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IssuedToken {
+    pub token: String,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+impl TokenService {
+    pub fn new(platform: Platform, directory: Arc<Directory>) -> TokenService {
+        TokenService { directory, keys: SigningKeys::new(platform) }
+    }
+
+    pub async fn issue(&self, tenant: &Tenant, request: TokenRequest) -> Result<IssuedToken> {
+        let user_id = UserId::parse(&request.user_id)?;
+        let content_id = ContentId::parse(&request.content_id)?;
+        let policy = request.policy.unwrap_or_default();
+        tenant.settings.default_policy.check_narrows(&policy)?;
+        let drm = request.drm.as_deref().map(str::parse::<Drm>).transpose()?;
+        let max_ttl = tenant.settings.token_ttl_seconds;
+        let ttl = match request.ttl_seconds {
+            None => max_ttl,
+            Some(ttl) if ttl >= 1 && ttl <= max_ttl => ttl,
+            Some(_) => {
+                return Err(ClavisError::invalid(
+                    "ttl_seconds",
+                    format!("must be 1 to the tenant's token TTL of {max_ttl}"),
+                ));
+            }
+        };
+        let now = chrono::Utc::now();
+        let exp = now + chrono::Duration::seconds(i64::from(ttl));
+        let claims = NativeClaims {
+            iss: tenant.site_id.to_string(),
+            sub: user_id.as_str().to_owned(),
+            cid: content_id.as_str().to_owned(),
+            drm: drm.map(|d| d.as_str().to_owned()),
+            policy,
+            iat: now.timestamp(),
+            nbf: Some(now.timestamp()),
+            exp: exp.timestamp(),
+            jti: Some(uuid::Uuid::new_v4().to_string()),
+        };
+        let keys = self.keys.for_tenant(tenant.id).await?;
+        let token = native::sign(&keys.current, &claims)?;
+        Ok(IssuedToken { token, expires_at: exp.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) })
+    }
+
+    /// Split and decode a token as presented (not yet verified).
+    pub fn parse(&self, raw: &str) -> Result<PresentedToken> {
+        PresentedToken::parse(raw)
+    }
+
+    /// The tenant a token names, before verification (to attribute logs and CORS decisions).
+    pub async fn issuer(&self, token: &PresentedToken) -> Result<Arc<Tenant>> {
+        native::issuer(&self.directory, token).await
+    }
+
+    /// Verify a token of `tenant` and compute its effective policy.
+    pub async fn verify(&self, tenant: Arc<Tenant>, token: PresentedToken) -> Result<VerifiedToken> {
+        native::verify(&self.keys, tenant, token).await
+    }
+}

@@ -1,0 +1,160 @@
+//! `clavis`: serve the platform, migrate its database, create tenants and staff, print the OpenAPI document.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use clavis::ServiceSet;
+use clavis::startup::{self, Migrations};
+use clavis_core::config::Config;
+use clavis_tenant::{Directory, Email, NewTenant};
+use secrecy::SecretString;
+
+#[derive(Parser)]
+#[command(name = "clavis", version, about = "Self-hostable multi-tenant DRM license platform")]
+struct Cli {
+    /// A TOML configuration file (version = 1). CLAVIS_* environment variables override it.
+    #[arg(long, global = true, env = "CLAVIS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the services and the web console.
+    Serve {
+        /// Comma-separated subset: tenant, keys, tokens, licenses, web.
+        #[arg(long, default_value = "tenant,keys,tokens,licenses,web")]
+        services: ServiceSet,
+    },
+    /// Apply database migrations (the only migrator in a multi-instance deployment).
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Manage platform support accounts.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Print the error-code reference (Markdown).
+    Errors,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant with an owner account; prints JSON with the API key (shown only here).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+        /// Read the owner's password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Create a platform support account.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn read_password_stdin() -> anyhow::Result<SecretString> {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).context("reading the password from standard input")?;
+    let password = input.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(SecretString::from(password))
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(err) = run().await {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Openapi => {
+            print!("{}", clavis::openapi::pretty_json());
+            return Ok(());
+        }
+        Command::Errors => {
+            print!("{}", clavis_web::errors_markdown());
+            return Ok(());
+        }
+        _ => {}
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    clavis_core::telemetry::init_logging(config.log_format, &config.log_level);
+
+    match cli.command {
+        Command::Serve { services } => {
+            let app = clavis::Application::build(config, services).await?;
+            let url = app.platform().public_url.clone();
+            tracing::info!(%url, "Clavis is serving");
+            println!("Clavis is running: open {url}/ (API reference at {url}/api-docs/)");
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let db = startup::connect(&config).await?;
+            startup::migrate(&db).await?;
+            println!("migrations applied");
+        }
+        Command::Tenant { command: TenantCommand::Create { name, email, password_stdin } } => {
+            let password = if password_stdin { Some(read_password_stdin()?) } else { None };
+            let email = Email::parse(&email).map_err(cli_error)?;
+            let platform = open_for_cli(config).await?;
+            let created =
+                Directory::new(platform).create_tenant(NewTenant { name, email, password }).await.map_err(cli_error)?;
+            println!("{}", serde_json::to_string(&created)?);
+        }
+        Command::Staff { command: StaffCommand::Create { email, password_stdin } } => {
+            if !password_stdin {
+                bail!("pass the password on standard input with --password-stdin");
+            }
+            let password = read_password_stdin()?;
+            let email = Email::parse(&email).map_err(cli_error)?;
+            let platform = open_for_cli(config).await?;
+            let id = Directory::new(platform).create_staff(email, password).await.map_err(cli_error)?;
+            println!("{}", serde_json::json!({ "staff_id": id }));
+        }
+        Command::Openapi | Command::Errors => {}
+    }
+    Ok(())
+}
+
+/// A catalog error as one line for the terminal, naming the field at fault.
+fn cli_error(err: clavis_core::ClavisError) -> anyhow::Error {
+    match &err.field {
+        Some(field) => anyhow::anyhow!("{field}: {}", err.detail),
+        None => anyhow::anyhow!("{}", err.detail),
+    }
+}
+
+/// Administrative commands open the platform like `serve` does (migrating only the embedded default).
+async fn open_for_cli(config: Config) -> anyhow::Result<clavis_core::Platform> {
+    let policy = Migrations::for_serving(&config);
+    let public_url = config.public_base_url(None);
+    startup::open(config, policy, public_url).await
+}

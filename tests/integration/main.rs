@@ -1,0 +1,11 @@
+//! The one integration-test binary: every test starts a real Clavis server (see `kit`) against SQLite, or against
+//! PostgreSQL when `CLAVIS_TEST_DATABASE_URL` is set.
+
+mod browser;
+mod clearkey;
+mod cli;
+mod keys;
+mod kit;
+mod platform;
+mod tenancy;
+mod tokens;
