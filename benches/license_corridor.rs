@@ -40,16 +40,24 @@ async fn main() {
     let app = Application::build(config, ServiceSet::ALL).await.unwrap();
     let directory = app.directory();
     let created = directory
-        .create_tenant(NewTenant { name: "Bench".into(), email: Email::parse("b@example.com").unwrap(), password: None })
+        .create_tenant(NewTenant {
+            name: "Bench".into(),
+            email: Email::parse("b@example.com").unwrap(),
+            password: None,
+        })
         .await
         .unwrap();
     let tenant = directory.get(created.tenant_id).await.unwrap();
     let keys = app.keys();
     let (set, _) = keys
-        .ensure(tenant.id, clavis_core::ids::ContentId::parse("bench").unwrap(), clavis_keys::model::KeyPlan::Generate {
-            source: clavis_keys::KeySource::Random,
-            tracks: vec![clavis_core::ids::TrackType::All],
-        })
+        .ensure(
+            tenant.id,
+            clavis_core::ids::ContentId::parse("bench").unwrap(),
+            clavis_keys::model::KeyPlan::Generate {
+                source: clavis_keys::KeySource::Random,
+                tracks: vec![clavis_core::ids::TrackType::All],
+            },
+        )
         .await
         .unwrap();
     let tokens = app.tokens();
@@ -64,8 +72,12 @@ async fn main() {
     // Baseline: jsonwebtoken's own HS256 decode + validation with a fixed key.
     let secret = b"0123456789abcdef0123456789abcdef";
     let claims = json!({"iss": "ABCD", "sub": "u", "cid": "bench", "iat": 1, "exp": 4_000_000_000i64, "policy": {}});
-    let baseline_token =
-        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret)).unwrap();
+    let baseline_token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap();
     let decoding = jsonwebtoken::DecodingKey::from_secret(secret);
     let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     let n = 20_000;

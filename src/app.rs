@@ -6,8 +6,8 @@ use std::sync::{Arc, LazyLock};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{Next, from_fn};
 use actix_web::http::Method;
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use clavis_core::Platform;
@@ -15,7 +15,7 @@ use clavis_core::config::Config;
 use clavis_core::telemetry::{ClavisRootSpan, Handles};
 use clavis_keys::KeyStore;
 use clavis_licenses::{LicenseLog, LicenseService};
-use clavis_tenant::Directory;
+use clavis_tenant::{Directory, SecretVault};
 use clavis_tokens::TokenService;
 use tracing_actix_web::TracingLogger;
 
@@ -86,14 +86,19 @@ impl Application {
         let platform = startup::open(config, policy, public_url).await?;
 
         let directory = Arc::new(Directory::new(platform.clone()));
-        let keys = Arc::new(KeyStore::new(platform.clone()));
+        let vault = Arc::new(SecretVault::new(platform.clone()));
+        let keys = Arc::new(KeyStore::new(platform.clone(), vault.clone()));
         let tokens = Arc::new(TokenService::new(platform.clone(), directory.clone()));
+        if services.licenses {
+            tokens.replay().spawn_sweeper();
+        }
         let licenses =
             web::Data::new(LicenseService::new(tokens.clone(), keys.clone(), LicenseLog::start(platform.db.clone())));
 
         let platform_data = web::Data::new(platform.clone());
         let (directory_handle, keys_handle, tokens_handle) = (directory.clone(), keys.clone(), tokens.clone());
         let directory = web::Data::from(directory);
+        let vault = web::Data::from(vault);
         let keys = web::Data::from(keys);
         let tokens = web::Data::from(tokens);
         let licenses_data = licenses.clone();
@@ -105,6 +110,7 @@ impl Application {
                 .configure(clavis_core::http::configure_extractors)
                 .app_data(platform_data.clone())
                 .app_data(directory.clone())
+                .app_data(vault.clone())
                 .app_data(keys.clone())
                 .app_data(tokens.clone())
                 .app_data(licenses_data.clone())

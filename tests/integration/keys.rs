@@ -205,3 +205,46 @@ async fn content_keys_are_sealed_at_rest() {
         plain.as_slice()
     );
 }
+
+#[tokio::test]
+async fn widevine_and_playready_pssh_carry_the_kids_and_the_license_url() {
+    use clavis_keys::playready::{PLAYREADY_SYSTEM_ID, wrmheader_from_playready_object};
+    use clavis_keys::widevine_pssh::{WIDEVINE_SYSTEM_ID, parse_widevine_pssh_data};
+    let b64 = |v: &Value| base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+    // A v0 `pssh` box: size, type, version 0, system id, data size, data.
+    let data_of = |boxed: &[u8], system_id: &[u8; 16]| {
+        assert_eq!(u32::from_be_bytes(boxed[0..4].try_into().unwrap()) as usize, boxed.len());
+        assert_eq!(&boxed[4..8], b"pssh");
+        assert_eq!(boxed[8], 0, "version 0");
+        assert_eq!(&boxed[12..28], system_id);
+        let len = u32::from_be_bytes(boxed[28..32].try_into().unwrap()) as usize;
+        assert_eq!(32 + len, boxed.len());
+        boxed[32..].to_vec()
+    };
+
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Acme").await;
+    for tracks in [json!(["ALL"]), json!(["SD", "HD", "AUDIO"])] {
+        let content = format!("movie-{}", tracks.as_array().unwrap().len());
+        let answer = app.create_keys(&tenant, json!({"content_id": content, "tracks": tracks})).await;
+        let keys = answer["keys"].as_array().unwrap();
+        let kids: Vec<String> = keys.iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
+
+        let widevine =
+            parse_widevine_pssh_data(&data_of(&b64(&answer["pssh"]["widevine"]), &WIDEVINE_SYSTEM_ID)).unwrap();
+        let wv_kids: Vec<String> = widevine.key_ids.iter().map(|k| k.to_hex()).collect();
+        assert_eq!(wv_kids, kids);
+        assert_eq!(widevine.content_id.as_deref(), Some(content.as_bytes()));
+
+        let pro = data_of(&b64(&answer["pssh"]["playready"]), &PLAYREADY_SYSTEM_ID);
+        let header = wrmheader_from_playready_object(&pro).unwrap();
+        let pr_kids: Vec<String> = header.kid_list().iter().map(|k| k.to_hex()).collect();
+        assert_eq!(pr_kids, kids);
+        assert_eq!(header.version.as_str(), if kids.len() == 1 { "4.0.0.0" } else { "4.2.0.0" });
+        assert_eq!(header.la_url.as_deref(), Some(app.url("/license/playready").as_str()));
+        for (parsed, key) in header.kids.iter().zip(keys) {
+            let key: [u8; 16] = hex::decode(key["key"].as_str().unwrap()).unwrap().try_into().unwrap();
+            assert_eq!(parsed.checksum_matches(&key), Some(true), "AESCTR checksum of {}", parsed.kid.to_hex());
+        }
+    }
+}

@@ -70,6 +70,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub directory: Arc<Directory>,
     pub licenses: actix_web::web::Data<LicenseService>,
+    pub tokens: std::sync::Arc<clavis_tokens::TokenService>,
     pub database_url: String,
     pub master_key: String,
     /// Keeps the data directory alive for the test's duration.
@@ -111,12 +112,14 @@ impl TestApp {
         let port = app.port();
         let directory = app.directory();
         let licenses = app.licenses();
+        let tokens = app.tokens();
         tokio::spawn(app.run_until_stopped());
         TestApp {
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
             directory,
             licenses,
+            tokens,
             database_url,
             master_key,
             _dir: dir,
@@ -143,6 +146,14 @@ impl TestApp {
 
     pub async fn post(&self, path: &str, api_key: &str, body: &Value) -> reqwest::Response {
         self.http.post(self.url(path)).bearer_auth(api_key).json(body).send().await.unwrap()
+    }
+
+    pub async fn put(&self, path: &str, api_key: &str, body: &Value) -> reqwest::Response {
+        self.http.put(self.url(path)).bearer_auth(api_key).json(body).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, path: &str, api_key: &str) -> reqwest::Response {
+        self.http.delete(self.url(path)).bearer_auth(api_key).send().await.unwrap()
     }
 
     pub async fn get(&self, path: &str, api_key: &str) -> reqwest::Response {

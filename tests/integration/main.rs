@@ -4,8 +4,10 @@
 mod browser;
 mod clearkey;
 mod cli;
+mod key_seed;
 mod keys;
 mod kit;
 mod platform;
+mod policy;
 mod tenancy;
 mod tokens;

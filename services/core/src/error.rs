@@ -124,6 +124,14 @@ catalog! {
         "The token's `drm` claim limits it to one DRM system; mint a token without it or for this DRM.";
     PolicyInvalid = 4010, UNPROCESSABLE_ENTITY, "Policy invalid",
         "Correct the policy field named in `field`; see the policy reference in the API docs.";
+    TokenReplayed = 4011, FORBIDDEN, "License token already used",
+        "The token is single use (its policy says so, or its format requires it) and was already used for a license; mint a new token per license request.";
+    TokenFormatNotEnabled = 4012, UNAUTHORIZED, "Token format not enabled",
+        "The tenant has not configured this token format (PallyCon, DRMtoday or Axinom); set its secrets under /api/v1/integrations first.";
+    IntegrationInvalid = 4013, UNPROCESSABLE_ENTITY, "Integration settings invalid",
+        "Correct the integration field named in `field` (site ids are 4 capital letters, keys have the documented length).";
+    IssuerTaken = 4014, CONFLICT, "Issuer already claimed",
+        "Another tenant already uses this site id, merchant or key id for its tokens; each belongs to one tenant.";
 
     // 5xxx: licenses
     LicenseRequestMalformed = 5001, BAD_REQUEST, "License request malformed",
@@ -136,6 +144,12 @@ catalog! {
         "The policy does not allow persistent (offline) licenses; request a temporary session or change the policy.";
     ContentHasNoKeys = 5005, NOT_FOUND, "Content has no keys",
         "Create the content's keys with POST /api/v1/keys before requesting licenses.";
+    TrackNotAllowed = 5006, FORBIDDEN, "Track type not allowed",
+        "The policy's `allowed_tracks` does not include the track type of a requested key; request only allowed tracks or widen the tenant's policy.";
+    ClientNotAllowed = 5007, FORBIDDEN, "Client address not allowed",
+        "The policy's `allowed_client_networks` does not include the player's IP address.";
+    PolicyExpired = 5008, FORBIDDEN, "Policy expired",
+        "The policy's `expires_at` has passed; no more licenses are issued under it.";
 }
 
 impl ErrorCode {

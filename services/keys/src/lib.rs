@@ -6,8 +6,11 @@
 mod api;
 mod entity;
 pub mod model;
+pub mod playready;
 pub mod pssh;
+pub mod seed;
 mod store;
+pub mod widevine_pssh;
 
 use actix_web::web;
 
@@ -16,13 +19,25 @@ pub use store::KeyStore;
 
 /// Register the key service's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(api::create_keys).service(api::read_keys);
+    cfg.service(api::create_keys)
+        .service(api::read_keys)
+        .service(seed::put_key_seed)
+        .service(seed::generate_key_seed)
+        .service(seed::read_key_seed)
+        .service(seed::delete_key_seed);
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(api::create_keys, api::read_keys),
-    components(schemas(model::KeysRequest, model::ImportedKeyBody, model::KeysResponse, model::KeyView, model::PsshView, model::KeySource)),
+    paths(
+        api::create_keys,
+        api::read_keys,
+        seed::put_key_seed,
+        seed::generate_key_seed,
+        seed::read_key_seed,
+        seed::delete_key_seed
+    ),
+    components(schemas(model::KeysRequest, model::ImportedKeyBody, model::KeysResponse, model::KeyView, model::PsshView, model::KeySource, seed::KeySeedBody, seed::KeySeedView)),
     tags((name = "keys", description = "Content keys"))
 )]
 struct ApiDoc;

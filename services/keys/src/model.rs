@@ -218,11 +218,43 @@ pub struct KeyView {
     pub source: KeySource,
 }
 
-/// PSSH boxes for the content's KIDs, base64.
+/// PSSH boxes for the content's KIDs, base64, ready for a packager's `--pssh` or a manifest.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PsshView {
+    /// Widevine (v0 box; `WidevinePsshData` with the KIDs, the content id and protection scheme `cenc`).
+    pub widevine: String,
+    /// PlayReady (v0 box around a PlayReady Object: WRMHEADER 4.0 for one key, 4.2 for several, AESCTR with
+    /// checksums, `LA_URL` the tenant's PlayReady license endpoint).
+    pub playready: String,
     /// The W3C common-system PSSH (v1, KIDs in the header), which ClearKey players read.
     pub common: String,
+}
+
+impl PsshView {
+    /// The three boxes for `set`; `public_url` is the base of the license URLs written into them.
+    pub fn for_set(set: &ContentKeySet, public_url: &str) -> Result<PsshView> {
+        use crate::playready::{AlgId, WrmHeader, WrmHeaderVersion, playready_pssh};
+        use crate::widevine_pssh::{ProtectionScheme, widevine_pssh};
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD;
+
+        let kids = set.kids();
+        let version = if set.keys.len() == 1 { WrmHeaderVersion::V4_0 } else { WrmHeaderVersion::V4_2 };
+        let mut header = WrmHeader::new(version);
+        header.algid = Some(AlgId::AesCtr);
+        header.kids = set.keys.iter().map(|k| (k.kid, Some(k.key.clone()))).collect();
+        header.la_url = Some(format!("{}/license/playready", public_url.trim_end_matches('/')));
+        let pro = header.to_playready_object().map_err(|e| ClavisError::internal("PlayReady header", e))?;
+        Ok(PsshView {
+            widevine: STANDARD.encode(widevine_pssh(
+                &kids,
+                Some(set.content_id.as_str().as_bytes()),
+                ProtectionScheme::Cenc,
+            )),
+            playready: STANDARD.encode(playready_pssh(&pro, None)),
+            common: crate::pssh::common_pssh_base64(&kids),
+        })
+    }
 }
 
 /// The answer of the key API: every key of the content.
@@ -234,8 +266,8 @@ pub struct KeysResponse {
 }
 
 impl KeysResponse {
-    pub fn from_set(set: &ContentKeySet) -> KeysResponse {
-        KeysResponse {
+    pub fn from_set(set: &ContentKeySet, public_url: &str) -> Result<KeysResponse> {
+        Ok(KeysResponse {
             content_id: set.content_id.to_string(),
             keys: set
                 .keys
@@ -248,8 +280,8 @@ impl KeysResponse {
                     source: k.source,
                 })
                 .collect(),
-            pssh: PsshView { common: crate::pssh::common_pssh_base64(&set.kids()) },
-        }
+            pssh: PsshView::for_set(set, public_url)?,
+        })
     }
 }
 

@@ -19,6 +19,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use clavis_tenant::SecretVault;
+
 use crate::entity::{content_keys, contents};
 use crate::model::{ContentKey, ContentKeySet, KeyPlan, KeySource};
 
@@ -27,6 +29,7 @@ const CACHE_CAPACITY: u64 = 200_000;
 
 pub struct KeyStore {
     platform: Platform,
+    vault: Arc<SecretVault>,
     cache: Cache<(TenantId, ContentId), Arc<ContentKeySet>>,
 }
 
@@ -42,8 +45,17 @@ fn seal_context(tenant_id: TenantId, kid: &Kid) -> String {
 }
 
 impl KeyStore {
-    pub fn new(platform: Platform) -> KeyStore {
-        KeyStore { platform, cache: Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(CACHE_TTL).build() }
+    pub fn new(platform: Platform, vault: Arc<SecretVault>) -> KeyStore {
+        KeyStore {
+            platform,
+            vault,
+            cache: Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(CACHE_TTL).build(),
+        }
+    }
+
+    /// The base URL license URLs in signalling data start with.
+    pub fn public_url(&self) -> std::sync::Arc<str> {
+        self.platform.public_url.clone()
     }
 
     /// Make (or import) the content's keys unless it has some, and return the content's keys either way.
@@ -60,13 +72,19 @@ impl KeyStore {
             return Ok((existing, false));
         }
         let fresh = match &plan {
-            KeyPlan::Generate { source: KeySource::KeySeed, .. } => {
-                return Err(ClavisError::new(
-                    ErrorCode::KeySeedNotSet,
-                    "this tenant has no PlayReady key seed; use \"source\": \"random\" or import keys",
-                ));
+            KeyPlan::Generate { source: KeySource::KeySeed, tracks } => {
+                let seed = crate::seed::load(&self.vault, tenant_id).await?.ok_or_else(|| {
+                    ClavisError::new(
+                        ErrorCode::KeySeedNotSet,
+                        "this tenant has no PlayReady key seed; set one with PUT /api/v1/key-seed, \
+                         or use \"source\": \"random\"",
+                    )
+                })?;
+                generate(tracks, |kid| Ok(Zeroizing::new(seed.derive(kid))), KeySource::KeySeed)?
             }
-            KeyPlan::Generate { source, tracks } => generate(tracks, *source)?,
+            KeyPlan::Generate { source, tracks } => {
+                generate(tracks, |_| Ok(Zeroizing::new(crypto::random_array()?)), *source)?
+            }
             KeyPlan::Import(keys) => keys
                 .iter()
                 .map(|k| {
@@ -247,17 +265,17 @@ async fn find_content(
         .await?)
 }
 
-fn generate(tracks: &[TrackType], source: KeySource) -> Result<Vec<ContentKey>> {
+/// One new key per track: a random KID and IV, the key from `key_for` (random, or derived from the KID).
+fn generate(
+    tracks: &[TrackType],
+    key_for: impl Fn(&Kid) -> Result<Zeroizing<[u8; 16]>>,
+    source: KeySource,
+) -> Result<Vec<ContentKey>> {
     tracks
         .iter()
         .map(|&track_type| {
-            Ok(ContentKey {
-                track_type,
-                kid: Kid(crypto::random_array()?),
-                key: Zeroizing::new(crypto::random_array()?),
-                iv: crypto::random_array()?,
-                source,
-            })
+            let kid = Kid(crypto::random_array()?);
+            Ok(ContentKey { track_type, key: key_for(&kid)?, kid, iv: crypto::random_array()?, source })
         })
         .collect()
 }

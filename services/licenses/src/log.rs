@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use clavis_core::ids::TenantId;
 use clavis_core::Result;
+use clavis_core::ids::TenantId;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -254,4 +254,3 @@ where
     }
     txn.commit().await
 }
-

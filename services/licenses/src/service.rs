@@ -79,6 +79,13 @@ impl Story {
     }
 }
 
+fn allowed_list(policy: &clavis_core::policy::Policy) -> String {
+    policy.allowed_tracks.as_ref().map_or_else(
+        || "every track".to_owned(),
+        |tracks| tracks.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "),
+    )
+}
+
 impl LicenseService {
     pub fn new(tokens: Arc<TokenService>, keys: Arc<KeyStore>, log: LicenseLog) -> LicenseService {
         LicenseService { tokens, keys, log }
@@ -115,7 +122,39 @@ impl LicenseService {
         story.content_id = Some(verified.content_id.as_str().to_owned());
         story.rule = "drm";
         verified.ensure_drm(story.drm)?;
+        self.apply_policy(story, &verified)?;
         Ok(verified)
+    }
+
+    /// The effective policy's request-level rules: its absolute expiry, client networks and origins.
+    fn apply_policy(&self, story: &mut Story, verified: &VerifiedToken) -> Result<()> {
+        let policy = &verified.policy;
+        story.rule = "policy.expires_at";
+        if policy.license_seconds_at(chrono::Utc::now()) == Some(0) {
+            return Err(ClavisError::new(ErrorCode::PolicyExpired, "the policy's expires_at has passed"));
+        }
+        story.rule = "policy.allowed_client_networks";
+        let ip = story.client_ip.as_deref().and_then(|ip| ip.parse().ok());
+        if !policy.allows_client(ip) {
+            return Err(ClavisError::new(
+                ErrorCode::ClientNotAllowed,
+                format!(
+                    "client address {:?} is not in the policy's networks",
+                    story.client_ip.as_deref().unwrap_or("?")
+                ),
+            ));
+        }
+        story.rule = "policy.allowed_origins";
+        if !policy.allows_origin(story.origin.as_deref()) {
+            return Err(ClavisError::new(
+                ErrorCode::OriginNotAllowed,
+                format!(
+                    "origin {:?} is not in the policy's allowed origins",
+                    story.origin.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The keys for exactly the requested KIDs, all of which must belong to the token's content.
@@ -137,6 +176,17 @@ impl LicenseService {
         let mut found = Vec::with_capacity(kids.len());
         for kid in kids {
             match set.find(kid) {
+                Some(key) if !token.policy.allows_track(key.track_type) => {
+                    story.rule = "policy.allowed_tracks";
+                    return Err(ClavisError::new(
+                        ErrorCode::TrackNotAllowed,
+                        format!(
+                            "KID {kid} is a {} key; the policy allows {}",
+                            key.track_type,
+                            allowed_list(&token.policy)
+                        ),
+                    ));
+                }
                 Some(key) => found.push((*kid, *key.key)),
                 None => {
                     // Only the refusal path looks further, to say precisely why.
@@ -178,8 +228,11 @@ impl LicenseService {
                 "the policy allows temporary sessions only",
             ));
         }
+        let license = clearkey::encode_license(&keys, request.session_type)?;
+        story.rule = "replay";
+        self.tokens.consume(&verified).await?;
         story.rule = "ok";
-        clearkey::encode_license(&keys, request.session_type)
+        Ok(license)
     }
 
     /// Log the outcome and build the answer (with CORS headers for the origin when it may read it).

@@ -85,3 +85,27 @@ pub(crate) mod api_keys {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod tenant_secrets {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tenant_secrets")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub kind: String,
+        pub name: String,
+        /// Non-secret facts about the value, JSON.
+        #[sea_orm(column_type = "Text")]
+        pub meta: String,
+        /// The value, envelope-encrypted (context `tenant_secret/<tenant>/<kind>/<name>`).
+        pub value_sealed: Vec<u8>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

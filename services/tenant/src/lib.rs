@@ -11,12 +11,14 @@ mod directory;
 mod entity;
 pub mod model;
 pub mod password;
+pub mod secrets;
 
 use actix_web::web;
 
 pub use auth::TenantAuth;
 pub use directory::{ApiKeyIdentity, CreatedTenant, Directory, NewTenant};
 pub use model::{Email, Role, Tenant, TenantSettings, TenantStatus};
+pub use secrets::{Secret, SecretKind, SecretVault};
 
 /// Register the tenant service's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -21,3 +21,22 @@ pub(crate) mod token_signing_keys {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod used_tokens {
+    use sea_orm::entity::prelude::*;
+
+    /// Single-use tokens already used, until they expire.
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "used_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        /// `<format>:<jti>`.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_id: String,
+        pub expires_at_ms: i64,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -4,7 +4,9 @@
 
 mod api;
 mod entity;
+pub mod foreign;
 pub mod native;
+pub mod replay;
 mod service;
 mod signing;
 

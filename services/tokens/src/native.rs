@@ -94,7 +94,8 @@ impl PresentedToken {
             return Err(malformed("the token is longer than 8 KiB"));
         }
         let mut parts = raw.split('.');
-        let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(malformed("a token is a JWT: three base64url parts separated by dots"));
         };
@@ -103,9 +104,8 @@ impl PresentedToken {
         };
         let header: JoseHeader = serde_json::from_slice(&decode(header, "header")?)
             .map_err(|_| malformed("the token header is not a JOSE header with `alg`"))?;
-        let claims: PresentedClaims = serde_json::from_slice(&decode(payload, "payload")?).map_err(|e| {
-            malformed(format!("the token claims are not Clavis claims (iss, sub, cid, iat, exp): {e}"))
-        })?;
+        let claims: PresentedClaims = serde_json::from_slice(&decode(payload, "payload")?)
+            .map_err(|e| malformed(format!("the token claims are not Clavis claims (iss, sub, cid, iat, exp): {e}")))?;
         let signature = decode(signature, "signature")?;
         let signed = raw[..raw.len() - signature_len(raw)].to_owned();
         Ok(PresentedToken { signed, signature, header, claims })
@@ -127,7 +127,10 @@ pub struct VerifiedToken {
     pub drm: Option<Drm>,
     pub policy: Policy,
     pub jti: Option<String>,
+    /// Unix seconds.
     pub expires_at: i64,
+    /// Which token format it came in (`native`, `pallycon`, ...): replay ids are kept per format.
+    pub format: &'static str,
 }
 
 impl VerifiedToken {
@@ -146,7 +149,8 @@ impl VerifiedToken {
 /// The tenant a presented token names (its `iss`), before any signature check. Lets the caller attribute the
 /// request (log, CORS) even when verification then fails.
 pub async fn issuer(directory: &Directory, token: &PresentedToken) -> Result<Arc<Tenant>> {
-    let unknown = || ClavisError::new(ErrorCode::TokenIssuerUnknown, format!("no tenant with site id {:?}", token.issuer()));
+    let unknown =
+        || ClavisError::new(ErrorCode::TokenIssuerUnknown, format!("no tenant with site id {:?}", token.issuer()));
     let site = SiteId::parse(token.issuer()).map_err(|_| unknown())?;
     directory.by_site_id(site).await?.ok_or_else(unknown)
 }
@@ -182,7 +186,8 @@ pub async fn verify(keys: &SigningKeys, tenant: Arc<Tenant>, token: PresentedTok
     }
     let user_id = UserId::parse(&claims.sub).map_err(|e| recode(e, ErrorCode::TokenMalformed))?;
     let content_id = ContentId::parse_field(&claims.cid, "cid").map_err(|e| recode(e, ErrorCode::TokenMalformed))?;
-    let drm = claims.drm.as_deref().map(str::parse::<Drm>).transpose().map_err(|e| recode(e, ErrorCode::TokenMalformed))?;
+    let drm =
+        claims.drm.as_deref().map(str::parse::<Drm>).transpose().map_err(|e| recode(e, ErrorCode::TokenMalformed))?;
     let policy = match &claims.policy {
         None => Policy::default(),
         Some(raw) => clavis_core::http::parse_json::<Policy>(raw.get().as_bytes()).map_err(|e| ClavisError {
@@ -193,7 +198,16 @@ pub async fn verify(keys: &SigningKeys, tenant: Arc<Tenant>, token: PresentedTok
     };
     policy.validate()?;
     let policy = tenant.settings.default_policy.narrowed_by(&policy);
-    Ok(VerifiedToken { tenant, user_id, content_id, drm, policy, jti: claims.jti, expires_at: claims.exp })
+    Ok(VerifiedToken {
+        tenant,
+        user_id,
+        content_id,
+        drm,
+        policy,
+        jti: claims.jti,
+        expires_at: claims.exp,
+        format: "native",
+    })
 }
 
 /// Sign native claims with the tenant's current key.
@@ -211,7 +225,8 @@ mod tests {
     #[test]
     fn presented_tokens_are_split_once() {
         let claims = serde_json::json!({"iss": "ABCD", "sub": "u", "cid": "c", "iat": 1, "exp": 2, "policy": {"persistent": true}});
-        let raw = jsonwebtoken::encode(&Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(b"k")).unwrap();
+        let raw =
+            jsonwebtoken::encode(&Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(b"k")).unwrap();
         let token = PresentedToken::parse(&raw).unwrap();
         assert_eq!(token.issuer(), "ABCD");
         assert_eq!(token.signed, raw.rsplit_once('.').unwrap().0);

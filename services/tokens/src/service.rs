@@ -9,11 +9,13 @@ use clavis_tenant::{Directory, Tenant};
 use serde::{Deserialize, Serialize};
 
 use crate::native::{self, NativeClaims, PresentedToken, VerifiedToken};
+use crate::replay::ReplayGuard;
 use crate::signing::SigningKeys;
 
 pub struct TokenService {
     directory: Arc<Directory>,
     keys: SigningKeys,
+    replay: ReplayGuard,
 }
 
 /// Body of `POST /api/v1/tokens`.
@@ -46,7 +48,26 @@ pub struct IssuedToken {
 
 impl TokenService {
     pub fn new(platform: Platform, directory: Arc<Directory>) -> TokenService {
-        TokenService { directory, keys: SigningKeys::new(platform) }
+        TokenService { directory, replay: ReplayGuard::new(platform.db.clone()), keys: SigningKeys::new(platform) }
+    }
+
+    /// The single-use ledger.
+    pub fn replay(&self) -> &ReplayGuard {
+        &self.replay
+    }
+
+    /// Use a verified token: single-use tokens are claimed in the database, others pass. Called last on the license
+    /// path, once everything else agreed, so that a refused request does not burn the token.
+    pub async fn consume(&self, token: &VerifiedToken) -> Result<()> {
+        if !token.policy.is_single_use() {
+            return Ok(());
+        }
+        let jti = token.jti.as_deref().ok_or_else(|| {
+            ClavisError::new(clavis_core::ErrorCode::TokenMalformed, "a single-use token needs a `jti` claim")
+        })?;
+        let skew = i64::from(token.tenant.settings.clock_skew_seconds);
+        let keep_until_ms = token.expires_at.saturating_add(skew).saturating_mul(1000);
+        self.replay.claim(token.tenant.id, token.format, jti, keep_until_ms).await
     }
 
     pub async fn issue(&self, tenant: &Tenant, request: TokenRequest) -> Result<IssuedToken> {
