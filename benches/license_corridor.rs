@@ -10,6 +10,7 @@ use clavis_core::config::Config;
 use clavis_core::ids::Drm;
 use clavis_licenses::service::Story;
 use clavis_tenant::{Email, NewTenant};
+use clavis_tokens::Credential;
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -91,7 +92,7 @@ async fn main() {
     {
         let start = Instant::now();
         for _ in 0..n {
-            let presented = tokens.parse(&token).unwrap();
+            let presented = tokens.parse(Credential::Native(&token)).unwrap();
             let t = tokens.issuer(&presented).await.unwrap();
             tokens.verify(t, presented).await.unwrap();
         }
@@ -99,6 +100,26 @@ async fn main() {
         println!("{:<44} {:>9.2} µs/op", "native token: parse + issuer + verify", native.as_secs_f64() * 1e6);
     }
     println!("{:<44} {:>9.2}", "ratio native/baseline throughput", baseline.as_secs_f64() / native.as_secs_f64());
+
+    // PallyCon's format: decode, hash check (SHA-256), timestamp window, AES-256-CBC policy decryption and parsing.
+    {
+        use clavis_tokens::foreign::pallycon::{PallyconDrmType, PallyconSecrets, PallyconToken, encode_token};
+        let secrets =
+            PallyconSecrets::new("lU5D8s3PWoLls3PWFWkClULlFWk5D8oC", "LT2FVJDp2Xr018zf4Di6lzvNOv3DKP20").unwrap();
+        let policy = r#"{"policy_version":2,"playback_policy":{"license_duration":3600,"persistent":false}}"#;
+        let now = chrono::Utc::now();
+        let raw = encode_token(&secrets, PallyconDrmType::Widevine, "TUTO", "u", "bench", policy, now, None);
+        let pallycon = time("PallyCon token: parse + verify + policy", n, || {
+            let token = PallyconToken::parse(&raw).unwrap();
+            let claims = token.verify(&secrets, now, 600, 60).unwrap();
+            clavis_tokens::pallycon::map_policy(&claims.policy);
+        });
+        println!(
+            "{:<44} {:>9.2}",
+            "ratio PallyCon/baseline throughput",
+            baseline.as_secs_f64() / pallycon.as_secs_f64()
+        );
+    }
 
     let start = Instant::now();
     for _ in 0..n {
@@ -109,14 +130,14 @@ async fn main() {
     let start = Instant::now();
     for _ in 0..n {
         let mut story = Story::new(Drm::ClearKey, None, Some("127.0.0.1".into()), None);
-        licenses.clearkey(&mut story, Some(&token), body.as_bytes()).await.unwrap();
+        licenses.clearkey(&mut story, Some(Credential::Native(&token)), body.as_bytes()).await.unwrap();
     }
     println!("{:<44} {:>9.2} µs/op", "whole corridor (no log, no HTTP)", (start.elapsed() / n).as_secs_f64() * 1e6);
 
     let start = Instant::now();
     for _ in 0..n {
         let mut story = Story::new(Drm::ClearKey, None, Some("127.0.0.1".into()), None);
-        let result = licenses.clearkey(&mut story, Some(&token), body.as_bytes()).await;
+        let result = licenses.clearkey(&mut story, Some(Credential::Native(&token)), body.as_bytes()).await;
         licenses.finish(story, result, "application/json").await;
     }
     licenses.log().flush().await;

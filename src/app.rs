@@ -16,7 +16,7 @@ use clavis_core::telemetry::{ClavisRootSpan, Handles};
 use clavis_keys::KeyStore;
 use clavis_licenses::{LicenseLog, LicenseService};
 use clavis_tenant::{Directory, SecretVault};
-use clavis_tokens::TokenService;
+use clavis_tokens::{Issuers, TokenService};
 use tracing_actix_web::TracingLogger;
 
 use crate::startup::{self, Migrations};
@@ -88,7 +88,8 @@ impl Application {
         let directory = Arc::new(Directory::new(platform.clone()));
         let vault = Arc::new(SecretVault::new(platform.clone()));
         let keys = Arc::new(KeyStore::new(platform.clone(), vault.clone()));
-        let tokens = Arc::new(TokenService::new(platform.clone(), directory.clone()));
+        let issuers = Arc::new(Issuers::new(platform.db.clone()));
+        let tokens = Arc::new(TokenService::new(platform.clone(), directory.clone(), vault.clone(), issuers.clone()));
         if services.licenses {
             tokens.replay().spawn_sweeper();
         }
@@ -99,6 +100,7 @@ impl Application {
         let (directory_handle, keys_handle, tokens_handle) = (directory.clone(), keys.clone(), tokens.clone());
         let directory = web::Data::from(directory);
         let vault = web::Data::from(vault);
+        let issuers = web::Data::from(issuers);
         let keys = web::Data::from(keys);
         let tokens = web::Data::from(tokens);
         let licenses_data = licenses.clone();
@@ -111,6 +113,7 @@ impl Application {
                 .app_data(platform_data.clone())
                 .app_data(directory.clone())
                 .app_data(vault.clone())
+                .app_data(issuers.clone())
                 .app_data(keys.clone())
                 .app_data(tokens.clone())
                 .app_data(licenses_data.clone())

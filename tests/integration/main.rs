@@ -7,6 +7,7 @@ mod cli;
 mod key_seed;
 mod keys;
 mod kit;
+mod pallycon;
 mod platform;
 mod policy;
 mod tenancy;

@@ -126,7 +126,7 @@ catalog! {
         "Correct the policy field named in `field`; see the policy reference in the API docs.";
     TokenReplayed = 4011, FORBIDDEN, "License token already used",
         "The token is single use (its policy says so, or its format requires it) and was already used for a license; mint a new token per license request.";
-    TokenFormatNotEnabled = 4012, UNAUTHORIZED, "Token format not enabled",
+    TokenFormatNotEnabled = 4012, NOT_FOUND, "Token format not configured",
         "The tenant has not configured this token format (PallyCon, DRMtoday or Axinom); set its secrets under /api/v1/integrations first.";
     IntegrationInvalid = 4013, UNPROCESSABLE_ENTITY, "Integration settings invalid",
         "Correct the integration field named in `field` (site ids are 4 capital letters, keys have the documented length).";

@@ -6,6 +6,8 @@ use clavis_core::{ClavisError, ErrorCode, Result};
 use clavis_tenant::TenantAuth;
 use serde::Deserialize;
 
+use clavis_tokens::Credential;
+
 use crate::clearkey::MAX_REQUEST_BYTES;
 use crate::cors;
 use crate::log::{LogQuery, LogRow, Outcome};
@@ -13,12 +15,36 @@ use crate::service::{LicenseService, Story};
 
 pub const TOKEN_HEADER: &str = "x-clavis-token";
 
-/// The token from the `X-Clavis-Token` header, else the `token` query parameter.
-fn token_from(req: &HttpRequest) -> Option<String> {
-    if let Some(value) = req.headers().get(TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
-        return Some(value.trim().to_owned());
+/// A token as it arrived: which format (by header or query parameter name) and its text.
+pub enum RawToken {
+    Native(String),
+    Pallycon(String),
+}
+
+impl RawToken {
+    pub fn credential(&self) -> Credential<'_> {
+        match self {
+            RawToken::Native(raw) => Credential::Native(raw),
+            RawToken::Pallycon(raw) => Credential::Pallycon(raw),
+        }
     }
-    url::form_urlencoded::parse(req.query_string().as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned())
+}
+
+/// The token from the `X-Clavis-Token` or `pallycon-customdata-v2` header, else the `token` or
+/// `pallycon-customdata-v2` query parameter.
+fn token_from(req: &HttpRequest) -> Option<RawToken> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned());
+    if let Some(value) = header(TOKEN_HEADER) {
+        return Some(RawToken::Native(value));
+    }
+    if let Some(value) = header(clavis_tokens::pallycon::HEADER) {
+        return Some(RawToken::Pallycon(value));
+    }
+    url::form_urlencoded::parse(req.query_string().as_bytes()).find_map(|(k, v)| match &*k {
+        "token" => Some(RawToken::Native(v.into_owned())),
+        clavis_tokens::pallycon::HEADER => Some(RawToken::Pallycon(v.into_owned())),
+        _ => None,
+    })
 }
 
 fn story(req: &HttpRequest, drm: Drm) -> Story {
@@ -49,7 +75,7 @@ pub async fn clearkey(req: HttpRequest, payload: web::Payload, service: web::Dat
     let mut story = story(&req, Drm::ClearKey);
     let token = token_from(&req);
     let result = match clavis_core::http::read_body(payload, MAX_REQUEST_BYTES).await {
-        Ok(body) => service.clearkey(&mut story, token.as_deref(), &body).await,
+        Ok(body) => service.clearkey(&mut story, token.as_ref().map(RawToken::credential), &body).await,
         Err(e) => Err(e),
     };
     service.finish(story, result, "application/json").await

@@ -13,7 +13,7 @@ use clavis_core::telemetry::Handles;
 use clavis_core::{ClavisError, ErrorCode, Result};
 use clavis_keys::KeyStore;
 use clavis_tenant::Tenant;
-use clavis_tokens::{TokenService, VerifiedToken};
+use clavis_tokens::{Credential, ErrorStyle, TokenService, VerifiedToken};
 
 use crate::clearkey::{self, ClearKeyRequest, SessionType};
 use crate::cors;
@@ -60,6 +60,8 @@ pub struct Story {
     pub origin: Option<String>,
     pub client_ip: Option<String>,
     pub request_id: Option<String>,
+    /// How a refusal is answered (the tenant may ask for PallyCon's style for PallyCon tokens).
+    error_style: ErrorStyle,
 }
 
 impl Story {
@@ -75,8 +77,29 @@ impl Story {
             origin,
             client_ip,
             request_id,
+            error_style: ErrorStyle::Clavis,
         }
     }
+}
+
+/// Keys from the token itself: every requested KID must be one of them, and of an allowed track.
+fn external_keys(story: &mut Story, token: &VerifiedToken, kids: &[Kid]) -> Result<Vec<(Kid, [u8; 16])>> {
+    story.rule = "kids";
+    kids.iter()
+        .map(|kid| {
+            let key = token.external_keys.iter().find(|k| &k.kid == kid).ok_or_else(|| {
+                ClavisError::new(ErrorCode::KidNotInContent, format!("KID {kid} is not among the token's keys"))
+            })?;
+            if !token.policy.allows_track(key.track_type) {
+                story.rule = "policy.allowed_tracks";
+                return Err(ClavisError::new(
+                    ErrorCode::TrackNotAllowed,
+                    format!("KID {kid} is a {} key; the policy allows {}", key.track_type, allowed_list(&token.policy)),
+                ));
+            }
+            Ok((*kid, *key.key))
+        })
+        .collect()
 }
 
 fn allowed_list(policy: &clavis_core::policy::Policy) -> String {
@@ -96,14 +119,15 @@ impl LicenseService {
     }
 
     /// Find and verify the token, then apply the tenant-level rules (active, origin, DRM).
-    async fn authorize(&self, story: &mut Story, token: Option<&str>) -> Result<VerifiedToken> {
+    async fn authorize(&self, story: &mut Story, token: Option<Credential<'_>>) -> Result<VerifiedToken> {
         story.rule = "token";
-        let raw = token.ok_or_else(|| {
+        let credential = token.ok_or_else(|| {
             ClavisError::new(ErrorCode::TokenMissing, "send the token in X-Clavis-Token or the `token` query parameter")
         })?;
-        let presented = self.tokens.parse(raw)?;
+        let presented = self.tokens.parse(credential)?;
         let tenant = self.tokens.issuer(&presented).await?;
         story.tenant = Some(tenant.clone());
+        story.error_style = self.tokens.error_style(&tenant, &presented).await;
         story.rule = "tenant";
         tenant.ensure_active()?;
         story.rule = "origin";
@@ -164,6 +188,9 @@ impl LicenseService {
         token: &VerifiedToken,
         kids: &[Kid],
     ) -> Result<Vec<(Kid, [u8; 16])>> {
+        if !token.external_keys.is_empty() {
+            return external_keys(story, token, kids);
+        }
         story.rule = "content";
         let tenant_id = token.tenant.id;
         let set = self.keys.get(tenant_id, &token.content_id).await?.ok_or_else(|| {
@@ -211,7 +238,7 @@ impl LicenseService {
     }
 
     /// A ClearKey license for the request body, or the refusal.
-    pub async fn clearkey(&self, story: &mut Story, token: Option<&str>, body: &[u8]) -> Result<Vec<u8>> {
+    pub async fn clearkey(&self, story: &mut Story, token: Option<Credential<'_>>, body: &[u8]) -> Result<Vec<u8>> {
         // Parsed first so that even a refused token's log row says which keys were asked for.
         let request = ClearKeyRequest::parse(body);
         if let Ok(request) = &request {
@@ -248,7 +275,14 @@ impl LicenseService {
                 (response, Outcome::Issued, None)
             }
             Err(err) => {
-                let response = actix_web::ResponseError::error_response(&err);
+                let response = match story.error_style {
+                    ErrorStyle::Clavis => actix_web::ResponseError::error_response(&err),
+                    // PallyCon answers refusals with 200 and its own code in the body; players written for it read that.
+                    ErrorStyle::Pallycon => HttpResponse::Ok()
+                        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/json")))
+                        .insert_header((clavis_core::error::ERROR_HEADER, err.code.code_str()))
+                        .body(clavis_tokens::pallycon::compat_body(&err)),
+                };
                 (response, Outcome::Denied, Some(err))
             }
         };

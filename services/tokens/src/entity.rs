@@ -40,3 +40,21 @@ pub(crate) mod used_tokens {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod token_issuers {
+    use sea_orm::entity::prelude::*;
+
+    /// Which tenant owns the issuer name another service's token carries (a PallyCon site id, ...).
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "token_issuers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub format: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub issuer: String,
+        pub tenant_id: Uuid,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

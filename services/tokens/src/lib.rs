@@ -5,25 +5,37 @@
 mod api;
 mod entity;
 pub mod foreign;
+pub mod issuers;
 pub mod native;
+pub mod pallycon;
 pub mod replay;
 mod service;
 mod signing;
 
 use actix_web::web;
 
+pub use issuers::Issuers;
 pub use native::{PresentedToken, VerifiedToken};
-pub use service::{IssuedToken, TokenRequest, TokenService};
+pub use service::{Credential, ErrorStyle, IssuedToken, Presented, TokenRequest, TokenService};
 
 /// Register the token service's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(api::create_token);
+    cfg.service(api::create_token)
+        .service(pallycon::put_pallycon)
+        .service(pallycon::get_pallycon)
+        .service(pallycon::delete_pallycon);
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(api::create_token),
-    components(schemas(TokenRequest, IssuedToken, clavis_core::policy::Policy)),
+    paths(api::create_token, pallycon::put_pallycon, pallycon::get_pallycon, pallycon::delete_pallycon),
+    components(schemas(
+        TokenRequest,
+        IssuedToken,
+        clavis_core::policy::Policy,
+        pallycon::PallyconIntegrationBody,
+        pallycon::PallyconIntegrationView
+    )),
     tags((name = "tokens", description = "License tokens"))
 )]
 struct ApiDoc;

@@ -131,6 +131,22 @@ pub struct VerifiedToken {
     pub expires_at: i64,
     /// Which token format it came in (`native`, `pallycon`, ...): replay ids are kept per format.
     pub format: &'static str,
+    /// Keys the token carries itself (PallyCon's `external_key`); when present, licenses use these, not stored keys.
+    pub external_keys: Vec<ExternalKey>,
+}
+
+/// A content key carried in a token. `Debug` never prints the key.
+#[derive(Clone)]
+pub struct ExternalKey {
+    pub kid: clavis_core::ids::Kid,
+    pub key: zeroize::Zeroizing<[u8; 16]>,
+    pub track_type: clavis_core::ids::TrackType,
+}
+
+impl std::fmt::Debug for ExternalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExternalKey({}, {})", self.track_type, self.kid)
+    }
 }
 
 impl VerifiedToken {
@@ -207,6 +223,7 @@ pub async fn verify(keys: &SigningKeys, tenant: Arc<Tenant>, token: PresentedTok
         jti: claims.jti,
         expires_at: claims.exp,
         format: "native",
+        external_keys: Vec::new(),
     })
 }
 

@@ -8,7 +8,13 @@ use clavis_core::{ClavisError, Platform, Result};
 use clavis_tenant::{Directory, Tenant};
 use serde::{Deserialize, Serialize};
 
+use clavis_core::ErrorCode;
+use clavis_tenant::SecretVault;
+
+use crate::foreign::pallycon::PallyconToken;
+use crate::issuers::Issuers;
 use crate::native::{self, NativeClaims, PresentedToken, VerifiedToken};
+use crate::pallycon::PallyconTokens;
 use crate::replay::ReplayGuard;
 use crate::signing::SigningKeys;
 
@@ -16,6 +22,32 @@ pub struct TokenService {
     directory: Arc<Directory>,
     keys: SigningKeys,
     replay: ReplayGuard,
+    pallycon: PallyconTokens,
+}
+
+/// A license token as the player sent it, by the header (or query parameter) it came in.
+#[derive(Clone, Copy, Debug)]
+pub enum Credential<'a> {
+    /// `X-Clavis-Token` / `?token=`.
+    Native(&'a str),
+    /// `pallycon-customdata-v2`.
+    Pallycon(&'a str),
+}
+
+/// A token decoded, not yet verified.
+#[derive(Debug)]
+pub enum Presented {
+    Native(PresentedToken),
+    Pallycon(PallyconToken),
+}
+
+/// How refusals are answered to the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorStyle {
+    /// problem+json with the catalog's HTTP status.
+    Clavis,
+    /// PallyCon's: HTTP 200 with `{"errorCode", "message"}` (a tenant setting for PallyCon tokens).
+    Pallycon,
 }
 
 /// Body of `POST /api/v1/tokens`.
@@ -47,8 +79,18 @@ pub struct IssuedToken {
 }
 
 impl TokenService {
-    pub fn new(platform: Platform, directory: Arc<Directory>) -> TokenService {
-        TokenService { directory, replay: ReplayGuard::new(platform.db.clone()), keys: SigningKeys::new(platform) }
+    pub fn new(
+        platform: Platform,
+        directory: Arc<Directory>,
+        vault: Arc<SecretVault>,
+        issuers: Arc<Issuers>,
+    ) -> TokenService {
+        TokenService {
+            directory,
+            replay: ReplayGuard::new(platform.db.clone()),
+            keys: SigningKeys::new(platform),
+            pallycon: PallyconTokens::new(vault, issuers),
+        }
     }
 
     /// The single-use ledger.
@@ -62,9 +104,10 @@ impl TokenService {
         if !token.policy.is_single_use() {
             return Ok(());
         }
-        let jti = token.jti.as_deref().ok_or_else(|| {
-            ClavisError::new(clavis_core::ErrorCode::TokenMalformed, "a single-use token needs a `jti` claim")
-        })?;
+        let jti = token
+            .jti
+            .as_deref()
+            .ok_or_else(|| ClavisError::new(ErrorCode::TokenMalformed, "a single-use token needs a `jti` claim"))?;
         let skew = i64::from(token.tenant.settings.clock_skew_seconds);
         let keep_until_ms = token.expires_at.saturating_add(skew).saturating_mul(1000);
         self.replay.claim(token.tenant.id, token.format, jti, keep_until_ms).await
@@ -105,18 +148,46 @@ impl TokenService {
         Ok(IssuedToken { token, expires_at: exp.to_rfc3339_opts(chrono::SecondsFormat::Secs, true) })
     }
 
-    /// Split and decode a token as presented (not yet verified).
-    pub fn parse(&self, raw: &str) -> Result<PresentedToken> {
-        PresentedToken::parse(raw)
+    /// Decode a token as presented (not yet verified).
+    pub fn parse(&self, credential: Credential<'_>) -> Result<Presented> {
+        Ok(match credential {
+            Credential::Native(raw) => Presented::Native(PresentedToken::parse(raw)?),
+            Credential::Pallycon(raw) => Presented::Pallycon(PallyconToken::parse(raw)?),
+        })
     }
 
     /// The tenant a token names, before verification (to attribute logs and CORS decisions).
-    pub async fn issuer(&self, token: &PresentedToken) -> Result<Arc<Tenant>> {
-        native::issuer(&self.directory, token).await
+    pub async fn issuer(&self, token: &Presented) -> Result<Arc<Tenant>> {
+        match token {
+            Presented::Native(token) => native::issuer(&self.directory, token).await,
+            Presented::Pallycon(token) => {
+                let owner = self.pallycon.owner(token).await?.ok_or_else(|| {
+                    ClavisError::new(
+                        ErrorCode::TokenIssuerUnknown,
+                        format!("no tenant accepts PallyCon tokens of site {:?}", token.site_id),
+                    )
+                })?;
+                self.directory.get(owner).await
+            }
+        }
+    }
+
+    /// How refusals of this token are answered.
+    pub async fn error_style(&self, tenant: &Tenant, token: &Presented) -> ErrorStyle {
+        match token {
+            Presented::Native(_) => ErrorStyle::Clavis,
+            Presented::Pallycon(_) => match self.pallycon.integration(tenant).await {
+                Ok(Some(integration)) if integration.view.compat_errors => ErrorStyle::Pallycon,
+                _ => ErrorStyle::Clavis,
+            },
+        }
     }
 
     /// Verify a token of `tenant` and compute its effective policy.
-    pub async fn verify(&self, tenant: Arc<Tenant>, token: PresentedToken) -> Result<VerifiedToken> {
-        native::verify(&self.keys, tenant, token).await
+    pub async fn verify(&self, tenant: Arc<Tenant>, token: Presented) -> Result<VerifiedToken> {
+        match token {
+            Presented::Native(token) => native::verify(&self.keys, tenant, token).await,
+            Presented::Pallycon(token) => self.pallycon.verify(tenant, &token).await,
+        }
     }
 }
