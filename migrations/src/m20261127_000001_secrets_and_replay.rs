@@ -1,7 +1,7 @@
 //! Tenant secrets (PlayReady key seed, foreign token secrets, and later FairPlay credentials and Widevine signers),
 //! one sealed value per (tenant, kind, name); the issuer names other services' tokens carry (a PallyCon site id, a
 //! DRMtoday merchant, an Axinom communication key id), each owned by one tenant; and the single-use token ledger
-//! behind replay protection.
+//! behind replay protection. Token signing keys gain a public key column for EdDSA.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -30,6 +30,13 @@ enum TenantSecrets {
 }
 
 #[derive(DeriveIden)]
+enum TokenSigningKeys {
+    Table,
+    /// The Ed25519 public key (32 bytes) of an EdDSA key; null for HS256 secrets.
+    PublicKey,
+}
+
+#[derive(DeriveIden)]
 enum TokenIssuers {
     Table,
     /// `pallycon`, `drmtoday`, `axinom`.
@@ -51,6 +58,14 @@ enum UsedTokens {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(TokenSigningKeys::Table)
+                    .add_column(blob_null(TokenSigningKeys::PublicKey))
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_table(
                 Table::create()
@@ -135,6 +150,11 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table(UsedTokens::Table).to_owned()).await?;
         manager.drop_table(Table::drop().table(TokenIssuers::Table).to_owned()).await?;
+        manager
+            .alter_table(
+                Table::alter().table(TokenSigningKeys::Table).drop_column(TokenSigningKeys::PublicKey).to_owned(),
+            )
+            .await?;
         manager.drop_table(Table::drop().table(TenantSecrets::Table).to_owned()).await
     }
 }

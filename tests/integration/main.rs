@@ -10,5 +10,6 @@ mod kit;
 mod pallycon;
 mod platform;
 mod policy;
+mod self_signing;
 mod tenancy;
 mod tokens;

@@ -13,8 +13,11 @@ pub(crate) mod token_signing_keys {
         /// The JWT `kid` that names this key.
         pub kid: String,
         pub algorithm: String,
-        /// The HS256 secret, envelope-encrypted (context `token_key/<tenant>/<kid>`).
+        /// The HS256 secret or the Ed25519 private key (PKCS#8), envelope-encrypted (context
+        /// `token_key/<tenant>/<kid>`); empty for a registered EdDSA public key, which only verifies.
         pub secret_sealed: Vec<u8>,
+        /// The Ed25519 public key of an EdDSA key.
+        pub public_key: Option<Vec<u8>>,
         pub status: String,
         pub created_at: DateTimeUtc,
     }

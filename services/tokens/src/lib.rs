@@ -10,7 +10,7 @@ pub mod native;
 pub mod pallycon;
 pub mod replay;
 mod service;
-mod signing;
+pub mod signing;
 
 use actix_web::web;
 
@@ -21,6 +21,9 @@ pub use service::{Credential, ErrorStyle, IssuedToken, Presented, TokenRequest, 
 /// Register the token service's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(api::create_token)
+        .service(api::create_token_key)
+        .service(api::list_token_keys)
+        .service(api::retire_token_key)
         .service(pallycon::put_pallycon)
         .service(pallycon::get_pallycon)
         .service(pallycon::delete_pallycon);
@@ -28,10 +31,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(api::create_token, pallycon::put_pallycon, pallycon::get_pallycon, pallycon::delete_pallycon),
+    paths(
+        api::create_token,
+        api::create_token_key,
+        api::list_token_keys,
+        api::retire_token_key,
+        pallycon::put_pallycon, pallycon::get_pallycon, pallycon::delete_pallycon),
     components(schemas(
         TokenRequest,
         IssuedToken,
+        api::NewTokenKeyRequest,
+        signing::NewTokenKey,
+        signing::TokenKeyView,
+        signing::KeyAlgorithm,
         clavis_core::policy::Policy,
         pallycon::PallyconIntegrationBody,
         pallycon::PallyconIntegrationView

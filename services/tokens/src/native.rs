@@ -17,7 +17,7 @@ use clavis_core::ids::{ContentId, Drm, SiteId, UserId, recode};
 use clavis_core::policy::Policy;
 use clavis_core::{ClavisError, ErrorCode, Result};
 use clavis_tenant::{Directory, Tenant};
-use jsonwebtoken::{Algorithm, Header};
+use jsonwebtoken::Header;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -173,20 +173,22 @@ pub async fn issuer(directory: &Directory, token: &PresentedToken) -> Result<Arc
 
 /// Verify a presented token of `tenant` (found by [`issuer`]).
 pub async fn verify(keys: &SigningKeys, tenant: Arc<Tenant>, token: PresentedToken) -> Result<VerifiedToken> {
-    if token.header.alg != "HS256" {
-        return Err(ClavisError::new(
-            ErrorCode::TokenSignatureInvalid,
-            format!("{:?} is not an accepted algorithm (HS256)", token.header.alg),
-        ));
-    }
     let key = keys.find(tenant.id, token.header.kid.as_deref()).await?.ok_or_else(|| {
         ClavisError::new(
             ErrorCode::TokenKeyUnknown,
             format!("no active signing key {:?}", token.header.kid.as_deref().unwrap_or_default()),
         )
     })?;
-    ring::hmac::verify(&key.hmac, token.signed.as_bytes(), &token.signature)
-        .map_err(|_| ClavisError::new(ErrorCode::TokenSignatureInvalid, "the signature does not verify"))?;
+    // The key decides the algorithm; a header naming another one (`none`, or HS256 against a public key) is refused.
+    if token.header.alg != key.algorithm.as_str() {
+        return Err(ClavisError::new(
+            ErrorCode::TokenSignatureInvalid,
+            format!("key {:?} is an {} key; the token says {:?}", key.kid, key.algorithm.as_str(), token.header.alg),
+        ));
+    }
+    if !key.verify(token.signed.as_bytes(), &token.signature) {
+        return Err(ClavisError::new(ErrorCode::TokenSignatureInvalid, "the signature does not verify"));
+    }
 
     let claims = token.claims;
     let now = chrono::Utc::now().timestamp();
@@ -229,9 +231,11 @@ pub async fn verify(keys: &SigningKeys, tenant: Arc<Tenant>, token: PresentedTok
 
 /// Sign native claims with the tenant's current key.
 pub fn sign(key: &SigningKey, claims: &NativeClaims) -> Result<String> {
-    let mut header = Header::new(Algorithm::HS256);
+    let encoding =
+        key.encoding.as_ref().ok_or_else(|| ClavisError::internal("sign token", "the current key cannot sign"))?;
+    let mut header = Header::new(key.jwt_algorithm());
     header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| ClavisError::internal("sign token", e))
+    jsonwebtoken::encode(&header, claims, encoding).map_err(|e| ClavisError::internal("sign token", e))
 }
 
 #[cfg(test)]

@@ -93,6 +93,11 @@ impl TokenService {
         }
     }
 
+    /// The tenant signing keys.
+    pub fn signing_keys(&self) -> &SigningKeys {
+        &self.keys
+    }
+
     /// The single-use ledger.
     pub fn replay(&self) -> &ReplayGuard {
         &self.replay
