@@ -133,6 +133,7 @@ impl Application {
                     }
                     if services.tokens {
                         clavis_tokens::configure(cfg);
+                        clavis_licenses::configure_inspector(cfg);
                     }
                     if services.web {
                         clavis_web::configure(cfg);

@@ -2,7 +2,7 @@
 #![no_main]
 
 use chrono::DateTime;
-use clavis_tokens::foreign::axinom::{AxinomComKey, sign_message, verify};
+use clavis_tokens::foreign::axinom::{AxinomComKey, peek_com_key_id, sign_message, verify};
 use libfuzzer_sys::fuzz_target;
 use uuid::Uuid;
 
@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let Some(now) = DateTime::from_timestamp(1_700_000_000, 0) else { return };
     let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = verify(text, lookup, now, 60);
+    let _ = peek_com_key_id(text);
     let key = AxinomComKey::from_bytes(COM_KEY);
     // Past the signature: the bytes as the claims (with the right key id), and as an inline key entry.
     if let Ok(mut claims) = serde_json::from_slice::<serde_json::Value>(data) {

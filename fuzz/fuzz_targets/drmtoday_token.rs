@@ -3,7 +3,7 @@
 
 use chrono::DateTime;
 use clavis_tokens::foreign::HmacAlgorithm;
-use clavis_tokens::foreign::drmtoday::{parse_iso8601_duration, sign_token, verify};
+use clavis_tokens::foreign::drmtoday::{parse_iso8601_duration, peek_merchant, sign_token, verify};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let Some(now) = DateTime::from_timestamp(1_700_000_000, 0) else { return };
     let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = verify(text, lookup, now, 30);
+    let _ = peek_merchant(text);
     let _ = parse_iso8601_duration(text);
     // Past the signature: the bytes as the claims, and as the `crt` of otherwise valid claims.
     if let Ok(claims) = serde_json::from_slice::<serde_json::Value>(data) {

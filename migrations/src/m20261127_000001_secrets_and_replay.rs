@@ -1,7 +1,8 @@
 //! Tenant secrets (PlayReady key seed, foreign token secrets, and later FairPlay credentials and Widevine signers),
 //! one sealed value per (tenant, kind, name); the issuer names other services' tokens carry (a PallyCon site id, a
 //! DRMtoday merchant, an Axinom communication key id), each owned by one tenant; and the single-use token ledger
-//! behind replay protection. Token signing keys gain a public key column for EdDSA.
+//! behind replay protection. Token signing keys gain a public key column for
+//! EdDSA, and contents a policy of their own.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -37,6 +38,13 @@ enum TokenSigningKeys {
 }
 
 #[derive(DeriveIden)]
+enum Contents {
+    Table,
+    /// The content's own policy (JSON), between the tenant default and the token's.
+    Policy,
+}
+
+#[derive(DeriveIden)]
 enum TokenIssuers {
     Table,
     /// `pallycon`, `drmtoday`, `axinom`.
@@ -65,6 +73,9 @@ impl MigrationTrait for Migration {
                     .add_column(blob_null(TokenSigningKeys::PublicKey))
                     .to_owned(),
             )
+            .await?;
+        manager
+            .alter_table(Table::alter().table(Contents::Table).add_column(text_null(Contents::Policy)).to_owned())
             .await?;
         manager
             .create_table(
@@ -150,6 +161,7 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table(UsedTokens::Table).to_owned()).await?;
         manager.drop_table(Table::drop().table(TokenIssuers::Table).to_owned()).await?;
+        manager.alter_table(Table::alter().table(Contents::Table).drop_column(Contents::Policy).to_owned()).await?;
         manager
             .alter_table(
                 Table::alter().table(TokenSigningKeys::Table).drop_column(TokenSigningKeys::PublicKey).to_owned(),

@@ -13,7 +13,7 @@ use crate::kit::TestApp;
 
 const PAGE: &str = include_str!("clearkey_player.html");
 
-fn tool(env: &str, candidates: &[&str]) -> PathBuf {
+pub(crate) fn tool(env: &str, candidates: &[&str]) -> PathBuf {
     if let Some(path) = std::env::var_os(env) {
         return PathBuf::from(path);
     }
@@ -22,14 +22,14 @@ fn tool(env: &str, candidates: &[&str]) -> PathBuf {
     })
 }
 
-fn packager() -> PathBuf {
+pub(crate) fn packager() -> PathBuf {
     tool(
         "CLAVIS_PACKAGER",
         &[concat!(env!("CARGO_MANIFEST_DIR"), "/tools/node_modules/shaka-packager/bin/packager-linux-x64")],
     )
 }
 
-fn check(command: &mut Command, what: &str) {
+pub(crate) fn check(command: &mut Command, what: &str) {
     let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(output.status.success(), "{what} failed: {}", String::from_utf8_lossy(&output.stderr));
 }
@@ -77,7 +77,7 @@ fn package(dir: &Path, kid: &str, key: &str) -> String {
 }
 
 /// A plain static file server on its own port (another origin than Clavis, as a real player page would be).
-async fn serve_dir(dir: PathBuf) -> u16 {
+pub(crate) async fn serve_dir(dir: PathBuf) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = HttpServer::new(move || {

@@ -111,9 +111,12 @@ async fn refusals_carry_catalog_codes_and_are_logged() {
     // No token, garbage token, tampered token, unknown key id, unknown issuer.
     assert_problem(app.http.post(app.url("/license/clearkey")).body("{}").send().await.unwrap(), 401, 4001).await;
     assert_problem(app.clearkey("not-a-jwt", &[KID]).await, 401, 4002).await;
-    let mut tampered = token.clone();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    // Flip a character in the middle of the signature: the last one also carries padding bits, and changing those can
+    // make the base64url non-canonical (a malformed token, 4002) instead of a wrong signature.
+    let mut tampered: Vec<char> = token.chars().collect();
+    let middle = tampered.len() - 10;
+    tampered[middle] = if tampered[middle] == 'A' { 'B' } else { 'A' };
+    let tampered: String = tampered.into_iter().collect();
     assert_problem(app.clearkey(&tampered, &[KID]).await, 401, 4003).await;
     let now = chrono::Utc::now().timestamp();
     let claims = json!({"iss": tenant.site_id, "sub": "u1", "cid": "movie-1", "iat": now, "exp": now + 60});

@@ -4,6 +4,9 @@
 mod browser;
 mod clearkey;
 mod cli;
+mod foreign_tokens;
+mod hls;
+mod inspect;
 mod key_seed;
 mod keys;
 mod kit;

@@ -147,3 +147,44 @@ async fn client_networks_and_absolute_expiry_are_enforced() {
         assert_eq!(body["field"], field, "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_contents_own_policy_narrows_every_token_for_it() {
+    let app = TestApp::spawn().await;
+    let (tenant, kids) = tenant_with_tracks(&app).await;
+    let put = |policy: Value| {
+        app.http.put(app.url("/api/v1/contents/movie/policy")).bearer_auth(&tenant.api_key).json(&policy).send()
+    };
+    let set = put(json!({"allowed_tracks": ["SD", "AUDIO"], "widevine": {"min_security_level": 5}})).await.unwrap();
+    assert_eq!(set.status(), 200);
+    let view: Value = set.json().await.unwrap();
+    assert_eq!(view["policy"]["allowed_tracks"], json!(["SD", "AUDIO"]));
+    assert_eq!(view["keys"].as_array().unwrap().len(), 3);
+    assert!(view["keys"].as_array().unwrap().iter().all(|k| k.get("key").is_none()), "key values are never shown");
+
+    let plain = app.token_for(&tenant, "viewer", "movie").await;
+    assert_eq!(app.clearkey(&plain, &[kids[0].as_str()]).await.status(), 200);
+    assert_problem(app.clearkey(&plain, &[kids[1].as_str()]).await, 403, 5006).await;
+
+    // A content policy may not widen the tenant default (one-day, temporary licenses).
+    let wider = put(json!({"persistent": true})).await.unwrap();
+    assert_eq!(assert_problem(wider, 422, 4010).await["field"], "policy.persistent");
+    // `{}` clears it.
+    assert_eq!(put(json!({})).await.unwrap().status(), 200);
+    assert_eq!(app.clearkey(&plain, &[kids[1].as_str()]).await.status(), 200);
+    let view: Value = app.get("/api/v1/contents/movie", &tenant.api_key).await.json().await.unwrap();
+    assert!(view.get("policy").is_none(), "{view}");
+
+    // Other tenants neither read nor set it.
+    let other = app.create_tenant("Other").await;
+    assert_problem(app.get("/api/v1/contents/movie", &other.api_key).await, 404, 3001).await;
+    let foreign = app
+        .http
+        .put(app.url("/api/v1/contents/movie/policy"))
+        .bearer_auth(&other.api_key)
+        .json(&json!({"allowed_tracks": ["SD"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(foreign, 404, 3001).await;
+}

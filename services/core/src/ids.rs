@@ -291,6 +291,15 @@ mod tests {
     }
 
     #[test]
+    fn drm_names_agree_in_text_and_json() {
+        for drm in Drm::EVERY {
+            assert_eq!(drm.as_str().parse::<Drm>().unwrap(), drm);
+            assert_eq!(serde_json::to_value(drm).unwrap(), drm.as_str());
+        }
+        assert_eq!("HLS-AES".parse::<Drm>().unwrap(), Drm::HlsAes);
+    }
+
+    #[test]
     fn wire_content_ids() {
         assert_eq!(ContentId::from_wire_bytes(b"movie-1").unwrap().as_str(), "movie-1");
         assert_eq!(ContentId::from_wire_bytes(&[0, 1, 0xff]).unwrap().as_str(), "0x0001ff");
@@ -311,7 +320,8 @@ mod tests {
     }
 }
 
-/// The DRM systems Clavis issues licenses for.
+/// The DRM systems Clavis issues licenses for. HLS AES-128 is not a DRM, but its key delivery goes through the same
+/// license corridor (token, rules, log), so it is one of them here: `hls-aes` in tokens, the log and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Drm {
@@ -319,10 +329,13 @@ pub enum Drm {
     FairPlay,
     Widevine,
     PlayReady,
+    /// HLS `METHOD=AES-128`: the raw key from `/license/hls-aes/...`.
+    #[serde(rename = "hls-aes")]
+    HlsAes,
 }
 
 impl Drm {
-    pub const EVERY: [Drm; 4] = [Drm::ClearKey, Drm::FairPlay, Drm::Widevine, Drm::PlayReady];
+    pub const EVERY: [Drm; 5] = [Drm::ClearKey, Drm::FairPlay, Drm::Widevine, Drm::PlayReady, Drm::HlsAes];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -330,6 +343,7 @@ impl Drm {
             Drm::FairPlay => "fairplay",
             Drm::Widevine => "widevine",
             Drm::PlayReady => "playready",
+            Drm::HlsAes => "hls-aes",
         }
     }
 }
@@ -337,10 +351,9 @@ impl Drm {
 impl FromStr for Drm {
     type Err = ClavisError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Drm::EVERY
-            .into_iter()
-            .find(|d| d.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| ClavisError::invalid("drm", "must be one of clearkey, fairplay, widevine, playready"))
+        Drm::EVERY.into_iter().find(|d| d.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            ClavisError::invalid("drm", "must be one of clearkey, fairplay, widevine, playready, hls-aes")
+        })
     }
 }
 

@@ -34,7 +34,7 @@ pub async fn create_keys(
     let (content_id, plan) = body.into_inner().into_plan()?;
     let (set, created) = store.ensure(auth.tenant.id, content_id, plan).await?;
     let mut response = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
-    Ok(response.json(KeysResponse::from_set(&set, &store.public_url())?))
+    Ok(response.json(KeysResponse::from_set(&set, &store.public_url(), auth.tenant.site_id)?))
 }
 
 /// Read every key of a content.
@@ -55,5 +55,5 @@ pub async fn read_keys(auth: TenantAuth, store: web::Data<KeyStore>, path: web::
     let set = store.get(auth.tenant.id, &content_id).await?.ok_or_else(|| {
         ClavisError::new(ErrorCode::ContentNotFound, format!("no content {content_id:?} for this tenant"))
     })?;
-    Ok(HttpResponse::Ok().json(KeysResponse::from_set(&set, &store.public_url())?))
+    Ok(HttpResponse::Ok().json(KeysResponse::from_set(&set, &store.public_url(), auth.tenant.site_id)?))
 }

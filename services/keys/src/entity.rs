@@ -12,6 +12,9 @@ pub(crate) mod contents {
         pub tenant_id: Uuid,
         pub content_id: String,
         pub created_at: DateTimeUtc,
+        /// The content's policy (JSON): license parameters stored with the video, narrowing the tenant default.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub policy: Option<String>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

@@ -4,11 +4,13 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod api;
+pub mod contents;
 mod entity;
 pub mod model;
 pub mod playready;
 pub mod pssh;
 pub mod seed;
+pub mod signalling;
 mod store;
 pub mod widevine_pssh;
 
@@ -24,7 +26,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(seed::put_key_seed)
         .service(seed::generate_key_seed)
         .service(seed::read_key_seed)
-        .service(seed::delete_key_seed);
+        .service(seed::delete_key_seed)
+        .service(contents::read_content)
+        .service(contents::put_content_policy);
 }
 
 #[derive(utoipa::OpenApi)]
@@ -35,9 +39,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         seed::put_key_seed,
         seed::generate_key_seed,
         seed::read_key_seed,
-        seed::delete_key_seed
+        seed::delete_key_seed,
+        contents::read_content,
+        contents::put_content_policy
     ),
-    components(schemas(model::KeysRequest, model::ImportedKeyBody, model::KeysResponse, model::KeyView, model::PsshView, model::KeySource, seed::KeySeedBody, seed::KeySeedView)),
+    components(schemas(model::KeysRequest, model::ImportedKeyBody, model::KeysResponse, model::KeyView, model::PsshView, model::KeySource, signalling::SignallingView, signalling::HlsSignallingView, signalling::TrackSignallingView, seed::KeySeedBody, seed::KeySeedView, contents::ContentView, contents::ContentKeyInfo)),
     tags((name = "keys", description = "Content keys"))
 )]
 struct ApiDoc;

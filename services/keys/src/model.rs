@@ -3,10 +3,12 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use clavis_core::ids::{ContentId, Kid, TrackType, parse_hex16};
+use clavis_core::ids::{ContentId, Kid, SiteId, TrackType, parse_hex16};
 use clavis_core::{ClavisError, Result};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
+
+use crate::signalling::{LicenseUrls, Scheme, SignallingError, SignallingView, SystemData};
 
 /// How a key was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -65,6 +67,8 @@ impl fmt::Debug for ContentKey {
 pub struct ContentKeySet {
     pub content_id: ContentId,
     pub keys: Vec<ContentKey>,
+    /// The content's own policy, applied between the tenant default and the token's.
+    pub policy: Option<clavis_core::policy::Policy>,
 }
 
 impl ContentKeySet {
@@ -233,28 +237,24 @@ pub struct PsshView {
 impl PsshView {
     /// The three boxes for `set`; `public_url` is the base of the license URLs written into them.
     pub fn for_set(set: &ContentKeySet, public_url: &str) -> Result<PsshView> {
-        use crate::playready::{AlgId, WrmHeader, WrmHeaderVersion, playready_pssh};
-        use crate::widevine_pssh::{ProtectionScheme, widevine_pssh};
+        let urls = LicenseUrls::new(public_url);
+        Ok(PsshView::from_data(&SystemData::for_set(set, &urls, Scheme::Cenc).map_err(signalling_failed)?))
+    }
+
+    /// The boxes of `data`, base64.
+    pub fn from_data(data: &SystemData) -> PsshView {
         use base64::Engine;
         use base64::engine::general_purpose::STANDARD;
-
-        let kids = set.kids();
-        let version = if set.keys.len() == 1 { WrmHeaderVersion::V4_0 } else { WrmHeaderVersion::V4_2 };
-        let mut header = WrmHeader::new(version);
-        header.algid = Some(AlgId::AesCtr);
-        header.kids = set.keys.iter().map(|k| (k.kid, Some(k.key.clone()))).collect();
-        header.la_url = Some(format!("{}/license/playready", public_url.trim_end_matches('/')));
-        let pro = header.to_playready_object().map_err(|e| ClavisError::internal("PlayReady header", e))?;
-        Ok(PsshView {
-            widevine: STANDARD.encode(widevine_pssh(
-                &kids,
-                Some(set.content_id.as_str().as_bytes()),
-                ProtectionScheme::Cenc,
-            )),
-            playready: STANDARD.encode(playready_pssh(&pro, None)),
-            common: crate::pssh::common_pssh_base64(&kids),
-        })
+        PsshView {
+            widevine: STANDARD.encode(&data.widevine_pssh),
+            playready: STANDARD.encode(&data.playready_pssh),
+            common: STANDARD.encode(&data.common_pssh),
+        }
     }
+}
+
+fn signalling_failed(e: SignallingError) -> ClavisError {
+    ClavisError::internal("signalling", e)
 }
 
 /// The answer of the key API: every key of the content.
@@ -263,10 +263,15 @@ pub struct KeysResponse {
     pub content_id: String,
     pub keys: Vec<KeyView>,
     pub pssh: PsshView,
+    /// What to write into DASH and HLS manifests so that players find the tenant's license URLs.
+    pub signalling: SignallingView,
 }
 
 impl KeysResponse {
-    pub fn from_set(set: &ContentKeySet, public_url: &str) -> Result<KeysResponse> {
+    /// `public_url` is the base of the license URLs; `site_id` (the tenant's) goes into the HLS AES-128 key URIs.
+    pub fn from_set(set: &ContentKeySet, public_url: &str, site_id: SiteId) -> Result<KeysResponse> {
+        let urls = LicenseUrls::new(public_url);
+        let data = SystemData::for_set(set, &urls, Scheme::Cenc).map_err(signalling_failed)?;
         Ok(KeysResponse {
             content_id: set.content_id.to_string(),
             keys: set
@@ -280,7 +285,8 @@ impl KeysResponse {
                     source: k.source,
                 })
                 .collect(),
-            pssh: PsshView::for_set(set, public_url)?,
+            pssh: PsshView::from_data(&data),
+            signalling: SignallingView::for_set(set, &data, &urls, site_id).map_err(signalling_failed)?,
         })
     }
 }

@@ -12,6 +12,7 @@ use chrono::Utc;
 use clavis_core::crypto;
 use clavis_core::db::is_unique_violation;
 use clavis_core::ids::{ContentId, Kid, TenantId, TrackType};
+use clavis_core::policy::Policy;
 use clavis_core::{ClavisError, ErrorCode, Platform, Result};
 use moka::future::Cache;
 use sea_orm::sea_query::OnConflict;
@@ -104,7 +105,7 @@ impl KeyStore {
 
         match self.insert(tenant_id, &content_id, &fresh).await? {
             true => {
-                let set = Arc::new(ContentKeySet { content_id: content_id.clone(), keys: fresh });
+                let set = Arc::new(ContentKeySet { content_id: content_id.clone(), keys: fresh, policy: None });
                 self.cache.insert((tenant_id, content_id), set.clone()).await;
                 Ok((set, true))
             }
@@ -136,6 +137,7 @@ impl KeyStore {
             tenant_id: Set(tenant_id.0),
             content_id: Set(content_id.to_string()),
             created_at: Set(now),
+            policy: Set(None),
         })
         .on_conflict(
             OnConflict::columns([contents::Column::TenantId, contents::Column::ContentId]).do_nothing().to_owned(),
@@ -230,7 +232,31 @@ impl KeyStore {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Some(Arc::new(ContentKeySet { content_id: content_id.clone(), keys })))
+        let policy = content
+            .policy
+            .as_deref()
+            .map(serde_json::from_str::<Policy>)
+            .transpose()
+            .map_err(|e| ClavisError::internal("stored content policy", e))?;
+        Ok(Some(Arc::new(ContentKeySet { content_id: content_id.clone(), keys, policy })))
+    }
+
+    /// Set (or clear) the content's own policy. False when the tenant has no such content.
+    pub async fn set_policy(
+        &self,
+        tenant_id: TenantId,
+        content_id: &ContentId,
+        policy: Option<&Policy>,
+    ) -> Result<bool> {
+        let json = policy.map(serde_json::to_string).transpose().map_err(|e| ClavisError::internal("policy", e))?;
+        let result = contents::Entity::update_many()
+            .col_expr(contents::Column::Policy, sea_orm::sea_query::Expr::value(json))
+            .filter(contents::Column::TenantId.eq(tenant_id.0))
+            .filter(contents::Column::ContentId.eq(content_id.as_str()))
+            .exec(&self.platform.db)
+            .await?;
+        self.cache.invalidate(&(tenant_id, content_id.clone())).await;
+        Ok(result.rows_affected > 0)
     }
 
     /// Which of the tenant's contents owns `kid`, if any (for precise refusals; not on the success path).

@@ -19,6 +19,8 @@ pub const TOKEN_HEADER: &str = "x-clavis-token";
 pub enum RawToken {
     Native(String),
     Pallycon(String),
+    Drmtoday(String),
+    Axinom(String),
 }
 
 impl RawToken {
@@ -26,19 +28,28 @@ impl RawToken {
         match self {
             RawToken::Native(raw) => Credential::Native(raw),
             RawToken::Pallycon(raw) => Credential::Pallycon(raw),
+            RawToken::Drmtoday(raw) => Credential::Drmtoday(raw),
+            RawToken::Axinom(raw) => Credential::Axinom(raw),
         }
     }
 }
 
-/// The token from the `X-Clavis-Token` or `pallycon-customdata-v2` header, else the `token` or
-/// `pallycon-customdata-v2` query parameter.
-fn token_from(req: &HttpRequest) -> Option<RawToken> {
+/// The token from the `X-Clavis-Token`, `pallycon-customdata-v2`, `x-dt-auth-token` (DRMtoday) or `X-AxDRM-Message`
+/// (Axinom) header, in that order (header names are case-insensitive), else the `token` or `pallycon-customdata-v2`
+/// query parameter.
+pub(crate) fn token_from(req: &HttpRequest) -> Option<RawToken> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned());
     if let Some(value) = header(TOKEN_HEADER) {
         return Some(RawToken::Native(value));
     }
     if let Some(value) = header(clavis_tokens::pallycon::HEADER) {
         return Some(RawToken::Pallycon(value));
+    }
+    if let Some(value) = header(clavis_tokens::drmtoday::HEADER) {
+        return Some(RawToken::Drmtoday(value));
+    }
+    if let Some(value) = header(clavis_tokens::axinom_integration::HEADER) {
+        return Some(RawToken::Axinom(value));
     }
     url::form_urlencoded::parse(req.query_string().as_bytes()).find_map(|(k, v)| match &*k {
         "token" => Some(RawToken::Native(v.into_owned())),
@@ -57,7 +68,10 @@ fn story(req: &HttpRequest, drm: Drm) -> Story {
 }
 
 /// A W3C ClearKey license. The body is the CDM's license request (`{"kids":[...],"type":"temporary"}`); the token
-/// comes in `X-Clavis-Token` or `?token=`. Errors carry their catalog code in `X-Clavis-Error`.
+/// comes in `X-Clavis-Token` or `?token=`, or, for tenants that configured the format under
+/// `/api/v1/integrations/`, as a PallyCon token (`pallycon-customdata-v2` header or query parameter), a DRMtoday
+/// upfront token (`x-dt-auth-token`) or an Axinom license service message (`X-AxDRM-Message`). Errors carry their
+/// catalog code in `X-Clavis-Error`.
 #[utoipa::path(
     post, path = "/license/clearkey", tag = "licenses",
     params(("token" = Option<String>, Query, description = "The license token, when not sent in X-Clavis-Token")),
@@ -66,8 +80,9 @@ fn story(req: &HttpRequest, drm: Drm) -> Story {
         (status = 200, description = "The ClearKey license (JWK set, base64url without padding)", content_type = "application/json"),
         (status = 400, description = "5001 license request malformed", body = clavis_core::error::Problem),
         (status = 401, description = "4001-4007 token missing, malformed, bad signature, unknown key, expired, not yet valid, unknown issuer", body = clavis_core::error::Problem),
-        (status = 403, description = "2003 tenant suspended, 4008 token for another content, 4009 token for another DRM, 5002 KID not in content, 5003 origin not allowed, 5004 persistence not allowed", body = clavis_core::error::Problem),
-        (status = 404, description = "5005 content has no keys", body = clavis_core::error::Problem),
+        (status = 403, description = "2003 tenant suspended, 4008 token for another content, 4009 token for another DRM, 4011 single-use token already used (DRMtoday tokens always are), 5002 KID not in content (or not granted by an Axinom message), 5003 origin not allowed, 5004 persistence not allowed, 5006 track not allowed", body = clavis_core::error::Problem),
+        (status = 404, description = "4012 token format not configured by the tenant, 5005 content has no keys", body = clavis_core::error::Problem),
+        (status = 422, description = "4010 the token's policy (or a foreign token's rights) cannot be applied", body = clavis_core::error::Problem),
         (status = 413, description = "1012 body too large", body = clavis_core::error::Problem),
     )
 )]

@@ -7,6 +7,8 @@ mod api;
 pub mod clearkey;
 mod cors;
 mod entity;
+mod hls;
+pub mod inspect;
 pub mod log;
 pub mod service;
 
@@ -15,11 +17,18 @@ use actix_web::web;
 pub use log::LicenseLog;
 pub use service::LicenseService;
 
+/// Register the token inspector (served with the token service's routes, as its path says; it runs the license
+/// corridor, so it lives here).
+pub fn configure_inspector(cfg: &mut web::ServiceConfig) {
+    cfg.service(inspect::inspect);
+}
+
 /// Register the license service's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(api::license_log).service(
         web::scope("/license")
             .route("/clearkey", web::post().to(api::clearkey))
+            .route("/hls-aes/{site_id}/{content_id}/{kid}", web::get().to(hls::hls_aes))
             .route("/{tail:.*}", web::method(actix_web::http::Method::OPTIONS).to(api::preflight))
             .default_service(web::to(api::unknown_license_path)),
     );
@@ -27,8 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(api::clearkey, api::license_log),
-    components(schemas(log::LogRow)),
+    paths(api::clearkey, hls::hls_aes, api::license_log, inspect::inspect),
+    components(schemas(log::LogRow, inspect::InspectRequest, inspect::Inspection, inspect::Refusal)),
     tags((name = "licenses", description = "License issuance (called by players) and the license log"))
 )]
 struct ApiDoc;

@@ -65,6 +65,19 @@ pub struct Story {
 }
 
 impl Story {
+    /// The rule being applied, or the one that refused.
+    pub(crate) fn rule(&self) -> &'static str {
+        self.rule
+    }
+
+    pub(crate) fn tenant(&self) -> Option<&Arc<Tenant>> {
+        self.tenant.as_ref()
+    }
+
+    pub(crate) fn set_rule(&mut self, rule: &'static str) {
+        self.rule = rule;
+    }
+
     pub fn new(drm: Drm, origin: Option<String>, client_ip: Option<String>, request_id: Option<String>) -> Story {
         Story {
             drm,
@@ -118,11 +131,19 @@ impl LicenseService {
         &self.log
     }
 
+    pub(crate) fn tokens(&self) -> &TokenService {
+        &self.tokens
+    }
+
     /// Find and verify the token, then apply the tenant-level rules (active, origin, DRM).
-    async fn authorize(&self, story: &mut Story, token: Option<Credential<'_>>) -> Result<VerifiedToken> {
+    pub(crate) async fn authorize(&self, story: &mut Story, token: Option<Credential<'_>>) -> Result<VerifiedToken> {
         story.rule = "token";
         let credential = token.ok_or_else(|| {
-            ClavisError::new(ErrorCode::TokenMissing, "send the token in X-Clavis-Token or the `token` query parameter")
+            ClavisError::new(
+                ErrorCode::TokenMissing,
+                "send the token in X-Clavis-Token or the `token` query parameter (or a configured format's header: \
+                 pallycon-customdata-v2, x-dt-auth-token, X-AxDRM-Message)",
+            )
         })?;
         let presented = self.tokens.parse(credential)?;
         let tenant = self.tokens.issuer(&presented).await?;
@@ -141,11 +162,20 @@ impl LicenseService {
             ));
         }
         story.rule = "token";
-        let verified = self.tokens.verify(tenant, presented).await?;
+        let mut verified = self.tokens.verify(tenant, presented).await?;
         story.user_id = Some(verified.user_id.as_str().to_owned());
         story.content_id = Some(verified.content_id.as_str().to_owned());
         story.rule = "drm";
         verified.ensure_drm(story.drm)?;
+        // The content's own policy sits between the tenant default (already applied) and the token's.
+        story.rule = "content";
+        // (Axinom messages name no content: their keys come with them, under a synthetic content id.)
+        if verified.format != clavis_tokens::axinom_integration::FORMAT
+            && let Some(set) = self.keys.get(verified.tenant.id, &verified.content_id).await?
+            && let Some(content_policy) = &set.policy
+        {
+            verified.policy = verified.policy.narrowed_by(content_policy);
+        }
         self.apply_policy(story, &verified)?;
         Ok(verified)
     }
@@ -182,7 +212,7 @@ impl LicenseService {
     }
 
     /// The keys for exactly the requested KIDs, all of which must belong to the token's content.
-    async fn resolve_keys(
+    pub(crate) async fn resolve_keys(
         &self,
         story: &mut Story,
         token: &VerifiedToken,
@@ -260,6 +290,58 @@ impl LicenseService {
         self.tokens.consume(&verified).await?;
         story.rule = "ok";
         Ok(license)
+    }
+
+    /// The 16 raw bytes of one key for HLS `METHOD=AES-128` (`GET /license/hls-aes/{site_id}/{content_id}/{kid}`),
+    /// or the refusal. The key URI names a content (the tenant by its site id, then the content id) and one of its
+    /// keys: the token must be for exactly that content, so a URI naming another site or another content id is
+    /// refused with 4008 "token for another content" (after the token itself was verified, so a URI cannot be used
+    /// to probe other tenants); the KID must be a key of the content (5002; 4008 when it is another content's key).
+    /// Tokens limited to a DRM must say `hls-aes`; single-use tokens are used up by the one key they fetch.
+    pub async fn hls_aes(
+        &self,
+        story: &mut Story,
+        token: Option<Credential<'_>>,
+        site_id: &str,
+        content_id: &str,
+        kid: &str,
+    ) -> Result<Vec<u8>> {
+        // Parsed first so that even a refused token's log row says which key was asked for.
+        let kid = Kid::parse_hex(kid).map_err(|_| {
+            ClavisError::new(ErrorCode::LicenseRequestMalformed, "the key URI must end with a KID of 32 hex digits")
+        });
+        if let Ok(kid) = &kid {
+            story.kids = vec![*kid];
+        }
+        let verified = self.authorize(story, token).await?;
+        story.rule = "request";
+        let kid = kid?;
+        story.rule = "content";
+        let site = verified.tenant.site_id;
+        if site_id != site.as_str() {
+            return Err(ClavisError::new(
+                ErrorCode::TokenContentMismatch,
+                format!("the key URI names site {site_id:?}; the token is for a content of site {site}"),
+            ));
+        }
+        if content_id != verified.content_id.as_str() {
+            return Err(ClavisError::new(
+                ErrorCode::TokenContentMismatch,
+                format!(
+                    "the key URI names content {content_id:?}; the token is for {:?}",
+                    verified.content_id.as_str()
+                ),
+            ));
+        }
+        let keys = self.resolve_keys(story, &verified, &[kid]).await?;
+        let key = match keys.as_slice() {
+            [(_, key)] => key.to_vec(),
+            _ => return Err(ClavisError::internal("hls-aes", "resolve_keys did not answer exactly one key")),
+        };
+        story.rule = "replay";
+        self.tokens.consume(&verified).await?;
+        story.rule = "ok";
+        Ok(key)
     }
 
     /// Log the outcome and build the answer (with CORS headers for the origin when it may read it).

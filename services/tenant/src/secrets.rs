@@ -30,9 +30,9 @@ pub enum SecretKind {
     KeySeed,
     /// PallyCon site key and access key (JSON).
     Pallycon,
-    /// A DRMtoday merchant shared secret; the name is its `kid`.
+    /// A DRMtoday merchant's shared secrets, by `kid` (JSON, one entry per tenant: the set rotates as a whole).
     Drmtoday,
-    /// An Axinom communication key; the name is its `com_key_id`.
+    /// Axinom communication keys, by `com_key_id` (JSON, one entry per tenant: the set rotates as a whole).
     Axinom,
     /// FairPlay certificate, private key and ASk (JSON).
     FairplayCredentials,

@@ -71,7 +71,60 @@ impl Issuers {
         Ok(())
     }
 
-    /// Drop the tenant's issuer name for `format`.
+    /// Make `issuers` the tenant's issuer names for `format`, all of them at once (a format whose tokens name one of
+    /// several keys, like Axinom's `com_key_id`), dropping its earlier names not among them. Refused with 4014, and
+    /// nothing changed, when another tenant owns any of them. [`Issuers::claim`] is the one-name case.
+    pub async fn claim_many(&self, format: &'static str, issuers: &[String], tenant_id: TenantId) -> Result<()> {
+        let txn = self.db.begin().await?;
+        for issuer in issuers {
+            token_issuers::Entity::insert(token_issuers::ActiveModel {
+                format: Set(format.to_owned()),
+                issuer: Set(issuer.clone()),
+                tenant_id: Set(tenant_id.0),
+            })
+            .on_conflict(
+                OnConflict::columns([token_issuers::Column::Format, token_issuers::Column::Issuer])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+            let owner = token_issuers::Entity::find()
+                .filter(token_issuers::Column::Format.eq(format))
+                .filter(token_issuers::Column::Issuer.eq(issuer.as_str()))
+                .one(&txn)
+                .await?;
+            if owner.is_none_or(|row| row.tenant_id != tenant_id.0) {
+                txn.rollback().await?;
+                return Err(ClavisError::new(
+                    ErrorCode::IssuerTaken,
+                    format!("the {format} issuer {issuer:?} belongs to another tenant"),
+                ));
+            }
+        }
+        let stale = token_issuers::Entity::find()
+            .filter(token_issuers::Column::Format.eq(format))
+            .filter(token_issuers::Column::TenantId.eq(tenant_id.0))
+            .filter(token_issuers::Column::Issuer.is_not_in(issuers.iter().map(String::as_str)))
+            .all(&txn)
+            .await?;
+        token_issuers::Entity::delete_many()
+            .filter(token_issuers::Column::Format.eq(format))
+            .filter(token_issuers::Column::TenantId.eq(tenant_id.0))
+            .filter(token_issuers::Column::Issuer.is_not_in(issuers.iter().map(String::as_str)))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        for row in stale {
+            self.cache.invalidate(&(format, row.issuer)).await;
+        }
+        for issuer in issuers {
+            self.cache.invalidate(&(format, issuer.clone())).await;
+        }
+        Ok(())
+    }
+
+    /// Drop the tenant's issuer names for `format`.
     pub async fn release(&self, format: &'static str, tenant_id: TenantId) -> Result<()> {
         let rows = token_issuers::Entity::find()
             .filter(token_issuers::Column::Format.eq(format))

@@ -3,6 +3,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod api;
+pub mod axinom_integration;
+pub mod drmtoday;
 mod entity;
 pub mod foreign;
 pub mod issuers;
@@ -26,7 +28,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(api::retire_token_key)
         .service(pallycon::put_pallycon)
         .service(pallycon::get_pallycon)
-        .service(pallycon::delete_pallycon);
+        .service(pallycon::delete_pallycon)
+        .service(drmtoday::put_drmtoday)
+        .service(drmtoday::get_drmtoday)
+        .service(drmtoday::delete_drmtoday)
+        .service(axinom_integration::put_axinom)
+        .service(axinom_integration::get_axinom)
+        .service(axinom_integration::delete_axinom);
 }
 
 #[derive(utoipa::OpenApi)]
@@ -36,7 +44,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         api::create_token_key,
         api::list_token_keys,
         api::retire_token_key,
-        pallycon::put_pallycon, pallycon::get_pallycon, pallycon::delete_pallycon),
+        pallycon::put_pallycon, pallycon::get_pallycon, pallycon::delete_pallycon,
+        drmtoday::put_drmtoday, drmtoday::get_drmtoday, drmtoday::delete_drmtoday,
+        axinom_integration::put_axinom, axinom_integration::get_axinom, axinom_integration::delete_axinom),
     components(schemas(
         TokenRequest,
         IssuedToken,
@@ -46,7 +56,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         signing::KeyAlgorithm,
         clavis_core::policy::Policy,
         pallycon::PallyconIntegrationBody,
-        pallycon::PallyconIntegrationView
+        pallycon::PallyconIntegrationView,
+        drmtoday::DrmtodayIntegrationBody,
+        drmtoday::DrmtodaySecretBody,
+        drmtoday::DrmtodayIntegrationView,
+        axinom_integration::AxinomIntegrationBody,
+        axinom_integration::AxinomKeyBody,
+        axinom_integration::AxinomIntegrationView
     )),
     tags((name = "tokens", description = "License tokens"))
 )]

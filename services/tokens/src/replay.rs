@@ -57,6 +57,16 @@ impl ReplayGuard {
         Ok(())
     }
 
+    /// Whether `format:jti` of the tenant was already used (for the token inspector; the license path claims).
+    pub async fn is_used(&self, tenant_id: TenantId, format: &str, jti: &str) -> Result<bool> {
+        Ok(used_tokens::Entity::find()
+            .filter(used_tokens::Column::TenantId.eq(tenant_id.0))
+            .filter(used_tokens::Column::TokenId.eq(format!("{format}:{jti}")))
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
     /// Forget tokens that can no longer verify. Returns how many were removed.
     pub async fn sweep(&self, now_ms: i64) -> Result<u64> {
         let result = used_tokens::Entity::delete_many()

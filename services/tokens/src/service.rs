@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use clavis_core::ErrorCode;
 use clavis_tenant::SecretVault;
 
+use crate::axinom_integration::{AxinomMessage, AxinomTokens};
+use crate::drmtoday::{DrmtodayToken, DrmtodayTokens};
 use crate::foreign::pallycon::PallyconToken;
 use crate::issuers::Issuers;
 use crate::native::{self, NativeClaims, PresentedToken, VerifiedToken};
@@ -23,6 +25,8 @@ pub struct TokenService {
     keys: SigningKeys,
     replay: ReplayGuard,
     pallycon: PallyconTokens,
+    drmtoday: DrmtodayTokens,
+    axinom: AxinomTokens,
 }
 
 /// A license token as the player sent it, by the header (or query parameter) it came in.
@@ -32,6 +36,10 @@ pub enum Credential<'a> {
     Native(&'a str),
     /// `pallycon-customdata-v2`.
     Pallycon(&'a str),
+    /// `x-dt-auth-token` (castLabs DRMtoday upfront token).
+    Drmtoday(&'a str),
+    /// `X-AxDRM-Message` (Axinom license service message).
+    Axinom(&'a str),
 }
 
 /// A token decoded, not yet verified.
@@ -39,6 +47,8 @@ pub enum Credential<'a> {
 pub enum Presented {
     Native(PresentedToken),
     Pallycon(PallyconToken),
+    Drmtoday(DrmtodayToken),
+    Axinom(AxinomMessage),
 }
 
 /// How refusals are answered to the request.
@@ -89,7 +99,9 @@ impl TokenService {
             directory,
             replay: ReplayGuard::new(platform.db.clone()),
             keys: SigningKeys::new(platform),
-            pallycon: PallyconTokens::new(vault, issuers),
+            pallycon: PallyconTokens::new(vault.clone(), issuers.clone()),
+            drmtoday: DrmtodayTokens::new(vault.clone(), issuers.clone()),
+            axinom: AxinomTokens::new(vault, issuers),
         }
     }
 
@@ -158,6 +170,8 @@ impl TokenService {
         Ok(match credential {
             Credential::Native(raw) => Presented::Native(PresentedToken::parse(raw)?),
             Credential::Pallycon(raw) => Presented::Pallycon(PallyconToken::parse(raw)?),
+            Credential::Drmtoday(raw) => Presented::Drmtoday(DrmtodayToken::parse(raw)?),
+            Credential::Axinom(raw) => Presented::Axinom(AxinomMessage::parse(raw)?),
         })
     }
 
@@ -174,13 +188,31 @@ impl TokenService {
                 })?;
                 self.directory.get(owner).await
             }
+            Presented::Drmtoday(token) => {
+                let owner = self.drmtoday.owner(token).await?.ok_or_else(|| {
+                    ClavisError::new(
+                        ErrorCode::TokenIssuerUnknown,
+                        format!("no tenant accepts DRMtoday tokens of merchant {:?}", token.merchant),
+                    )
+                })?;
+                self.directory.get(owner).await
+            }
+            Presented::Axinom(message) => {
+                let owner = self.axinom.owner(message).await?.ok_or_else(|| {
+                    ClavisError::new(
+                        ErrorCode::TokenIssuerUnknown,
+                        format!("no tenant accepts Axinom messages of communication key {}", message.com_key_id),
+                    )
+                })?;
+                self.directory.get(owner).await
+            }
         }
     }
 
     /// How refusals of this token are answered.
     pub async fn error_style(&self, tenant: &Tenant, token: &Presented) -> ErrorStyle {
         match token {
-            Presented::Native(_) => ErrorStyle::Clavis,
+            Presented::Native(_) | Presented::Drmtoday(_) | Presented::Axinom(_) => ErrorStyle::Clavis,
             Presented::Pallycon(_) => match self.pallycon.integration(tenant).await {
                 Ok(Some(integration)) if integration.view.compat_errors => ErrorStyle::Pallycon,
                 _ => ErrorStyle::Clavis,
@@ -193,6 +225,8 @@ impl TokenService {
         match token {
             Presented::Native(token) => native::verify(&self.keys, tenant, token).await,
             Presented::Pallycon(token) => self.pallycon.verify(tenant, &token).await,
+            Presented::Drmtoday(token) => self.drmtoday.verify(tenant, &token).await,
+            Presented::Axinom(message) => self.axinom.verify(tenant, &message).await,
         }
     }
 }

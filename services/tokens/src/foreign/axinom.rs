@@ -307,9 +307,7 @@ pub fn verify(
     let jwt = CompactJwt::parse(message, "Axinom message")?;
     let algorithm = jwt.hmac_algorithm(&[HmacAlgorithm::Hs256])?;
     // The key is named in the (not yet verified) claims: read only that before the signature check.
-    let probe: KeyIdProbe = parse_json_at(&jwt.payload, "").map_err(claims_error)?;
-    let com_key_id = probe.com_key_id.ok_or_else(|| malformed("com_key_id", "the message has no `com_key_id`"))?;
-    let com_key_id = Uuid::parse_str(&com_key_id).map_err(|_| malformed("com_key_id", "`com_key_id` is not a UUID"))?;
+    let com_key_id = com_key_id_of(&jwt)?;
     let key = lookup(&com_key_id)
         .ok_or_else(|| ClavisError::new(ErrorCode::TokenKeyUnknown, format!("no communication key {com_key_id}")))?;
     algorithm.verify(&key.0, jwt.signed.as_bytes(), &jwt.signature)?;
@@ -359,6 +357,18 @@ pub fn verify(
         expiration_date: claims.expiration_date,
         content_keys,
     })
+}
+
+/// The communication key a message names (`com_key_id`), read **without verifying anything**: it only says whose
+/// key to verify the message with, so nothing else may be trusted from it. Parsing is as bounded as [`verify`]'s.
+pub fn peek_com_key_id(message: &str) -> Result<Uuid, ClavisError> {
+    com_key_id_of(&CompactJwt::parse(message, "Axinom message")?)
+}
+
+fn com_key_id_of(jwt: &CompactJwt<'_>) -> Result<Uuid, ClavisError> {
+    let probe: KeyIdProbe = parse_json_at(&jwt.payload, "").map_err(claims_error)?;
+    let com_key_id = probe.com_key_id.ok_or_else(|| malformed("com_key_id", "the message has no `com_key_id`"))?;
+    Uuid::parse_str(&com_key_id).map_err(|_| malformed("com_key_id", "`com_key_id` is not a UUID"))
 }
 
 /// Encrypt a content key for an inline entry: base64(AES-256-CBC(key)), communication key, IV = KID bytes, no
@@ -525,6 +535,21 @@ mod tests {
     }
 
     #[test]
+    fn the_com_key_id_is_peeked_without_the_key() {
+        let token = sign_message(&AxinomComKey::from_bytes([9; 32]), &claims());
+        assert_eq!(peek_com_key_id(&token).unwrap(), kid(COM_KEY_ID));
+        for id in [json!("not-a-uuid"), json!(5), Value::Null] {
+            let mut bad = claims();
+            bad["com_key_id"] = id.clone();
+            let err = peek_com_key_id(&sign_message(&com_key(), &bad)).unwrap_err();
+            assert_eq!((err.code, err.field.as_deref()), (ErrorCode::TokenMalformed, Some("com_key_id")), "{id}");
+        }
+        for raw in ["", "abc", "a.b.c", "e30.e30.e30"] {
+            assert_eq!(peek_com_key_id(raw).unwrap_err().code, ErrorCode::TokenMalformed, "{raw}");
+        }
+    }
+
+    #[test]
     fn tampered_messages_are_refused() {
         let token = sign_message(&com_key(), &claims());
         let mut changed = claims();
@@ -648,6 +673,7 @@ mod tests {
         #[test]
         fn verify_never_panics(raw in ".{0,400}") {
             let _ = verify(&raw, lookup, now(), 60);
+            let _ = peek_com_key_id(&raw);
         }
 
         #[test]

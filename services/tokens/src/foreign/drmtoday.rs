@@ -357,6 +357,28 @@ pub fn verify<K: AsRef<[u8]>>(
     Ok(DrmtodayClaims { kid, algorithm, jti, issued_at, expires_at, not_before, opt_data, rights })
 }
 
+/// The merchant an upfront token names (`optData.merchant`), read **without verifying anything**: it only says whose
+/// shared secrets to verify the token with, so nothing else may be trusted from it. Parsing is as bounded as
+/// [`verify`]'s (the same length limit and decoders); only `optData` is decoded.
+pub fn peek_merchant(token: &str) -> Result<String, ClavisError> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default, rename = "optData")]
+        opt_data: Option<serde_json::Value>,
+    }
+    #[derive(Deserialize)]
+    struct MerchantProbe {
+        merchant: String,
+    }
+    let jwt = CompactJwt::parse(token, "DRMtoday token")?;
+    let probe: Probe =
+        parse_json_at(&jwt.payload, "").map_err(from_field_error(ErrorCode::TokenMalformed, "claims"))?;
+    let opt_data = probe.opt_data.ok_or_else(|| malformed("optData", "the token has no `optData`"))?;
+    let probe: MerchantProbe =
+        parse_embedded_json(opt_data, "optData").map_err(from_field_error(ErrorCode::TokenMalformed, "optData"))?;
+    Ok(probe.merchant)
+}
+
 /// Sign claims as an upfront token (for tests, fuzzing and the migration docs). DRMtoday's own tooling produces the
 /// same: a compact JWS whose header names the secret's `kid`.
 pub fn sign_token(algorithm: HmacAlgorithm, kid: &str, secret: &[u8], claims: &serde_json::Value) -> String {
@@ -673,6 +695,31 @@ mod tests {
     }
 
     #[test]
+    fn the_merchant_is_peeked_without_the_secret() {
+        let token = sign_with(Algorithm::HS256, Some("key-9"), b"a secret nobody configured.......", &claims());
+        assert_eq!(peek_merchant(&token).unwrap(), "acme");
+        let mut embedded = claims();
+        embedded["optData"] = json!({"merchant": "other", "userId": "u"});
+        assert_eq!(peek_merchant(&sign(&embedded)).unwrap(), "other");
+        for (opt_data, field) in
+            [(None, "optData"), (Some(json!("{}")), "optData.merchant"), (Some(json!(5)), "optData")]
+        {
+            let mut claims = claims();
+            match opt_data {
+                None => {
+                    claims.as_object_mut().unwrap().remove("optData");
+                }
+                Some(value) => claims["optData"] = value,
+            }
+            let err = peek_merchant(&sign(&claims)).unwrap_err();
+            assert_eq!((err.code, err.field.as_deref()), (ErrorCode::TokenMalformed, Some(field)), "{err}");
+        }
+        for raw in ["", "abc", "a.b.c", "e30.e30.e30"] {
+            assert_eq!(peek_merchant(raw).unwrap_err().code, ErrorCode::TokenMalformed, "{raw}");
+        }
+    }
+
+    #[test]
     fn malformed_tokens_are_refused() {
         for raw in ["", "abc", "a.b.c", "e30.e30.e30", "a.b.c.d"] {
             assert_eq!(verify(raw, lookup, now(), 30).unwrap_err().code, ErrorCode::TokenMalformed, "{raw}");
@@ -736,6 +783,7 @@ mod tests {
         #[test]
         fn verify_never_panics(raw in ".{0,400}") {
             let _ = verify(&raw, lookup, now(), 30);
+            let _ = peek_merchant(&raw);
         }
 
         #[test]
