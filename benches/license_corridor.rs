@@ -121,6 +121,44 @@ async fn main() {
         );
     }
 
+    // DRMtoday's upfront token: HS256 JWT, `optData` and `crt` rights parsed.
+    {
+        use clavis_tokens::foreign::{HmacAlgorithm, drmtoday};
+        let now = chrono::Utc::now();
+        let crt = json!([{"assetId": "bench", "profile": {"rental": {"relativeExpiration": "PT10M"}}, "storeLicense": false}]);
+        let claims = json!({
+            "jti": "bench", "iat": now.timestamp(), "exp": now.timestamp() + 600,
+            "optData": json!({"merchant": "bench", "userId": "u", "sessionId": "s"}).to_string(),
+            "crt": crt.to_string(),
+        });
+        let raw = drmtoday::sign_token(HmacAlgorithm::Hs256, "k1", secret, &claims);
+        let dt = time("DRMtoday token: verify + rights", n, || {
+            drmtoday::verify(&raw, |_| Some(secret), now, 60).unwrap();
+        });
+        println!("{:<44} {:>9.2}", "ratio DRMtoday/baseline throughput", baseline.as_secs_f64() / dt.as_secs_f64());
+    }
+
+    // Axinom's license service message: HS256 JWT, entitlement parsed, one inline key decrypted.
+    {
+        use clavis_tokens::foreign::axinom::{self, AxinomComKey};
+        let com_key = AxinomComKey::from_bytes(*secret);
+        let com_key_id = uuid::Uuid::new_v4();
+        let kid = uuid::Uuid::new_v4();
+        let now = chrono::Utc::now();
+        let claims = json!({
+            "version": 1, "com_key_id": com_key_id.to_string(),
+            "message": {"type": "entitlement_message", "version": 2,
+                "license": {"duration": 3600, "allow_persistence": false},
+                "content_keys_source": {"inline": [{"id": kid.to_string(), "encrypted_key": axinom::encrypt_inline_key(&com_key, &kid, &[7; 16])}]}},
+            "expiration_date": (now + chrono::Duration::hours(1)).to_rfc3339(),
+        });
+        let raw = axinom::sign_message(&com_key, &claims);
+        let ax = time("Axinom message: verify + inline key", n, || {
+            axinom::verify(&raw, |_| Some(AxinomComKey::from_bytes(*secret)), now, 60).unwrap();
+        });
+        println!("{:<44} {:>9.2}", "ratio Axinom/baseline throughput", baseline.as_secs_f64() / ax.as_secs_f64());
+    }
+
     let start = Instant::now();
     for _ in 0..n {
         keys.get(tenant.id, &set.content_id).await.unwrap().unwrap();
