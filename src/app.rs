@@ -77,12 +77,20 @@ impl Application {
     pub async fn build(config: Config, services: ServiceSet) -> anyhow::Result<Application> {
         // Install the metrics recorder before anything records.
         clavis_core::telemetry::metrics();
+        // Make the master key and migrate before binding: a client that can connect must find both in place (a CLI
+        // command or a test that waits for the port would otherwise race them on the embedded default).
+        startup::master_key(&config)?;
+        let policy = Migrations::for_serving(&config);
+        if policy == Migrations::Apply {
+            let db = startup::connect(&config).await?;
+            startup::migrate(&db).await?;
+            db.close().await.ok();
+        }
         let listener =
             TcpListener::bind(config.listen_addr()?).with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         let public_url = config.public_base_url(Some(addr));
         let workers = config.workers;
-        let policy = Migrations::for_serving(&config);
         let platform = startup::open(config, policy, public_url).await?;
 
         let directory = Arc::new(Directory::new(platform.clone()));

@@ -105,13 +105,34 @@ impl MasterKey {
                     use std::os::unix::fs::OpenOptionsExt;
                     options.mode(0o600);
                 }
-                let mut file = options.open(path).map_err(io)?;
+                let mut file = match options.open(path) {
+                    Ok(file) => file,
+                    // Another process made it first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Self::load_existing(path),
+                    Err(e) => return Err(io(e)),
+                };
                 file.write_all(encoded.as_bytes()).map_err(io)?;
                 file.sync_all().map_err(io)?;
                 Ok((MasterKey::from_base64(&encoded)?, true))
             }
             Err(e) => Err(io(e)),
         }
+    }
+
+    /// Read a key file another process is creating: wait briefly for its content to be complete.
+    fn load_existing(path: &Path) -> Result<(MasterKey, bool), MasterKeyError> {
+        let mut last = MasterKeyError::Malformed;
+        for _ in 0..50 {
+            match std::fs::read_to_string(path) {
+                Ok(text) => match MasterKey::from_base64(&Zeroizing::new(text)) {
+                    Ok(key) => return Ok((key, false)),
+                    Err(e) => last = e,
+                },
+                Err(e) => last = MasterKeyError::Io(path.display().to_string(), e),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Err(last)
     }
 
     pub fn id_hex(&self) -> String {
