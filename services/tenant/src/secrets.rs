@@ -67,6 +67,18 @@ impl fmt::Debug for Secret {
     }
 }
 
+impl Secret {
+    /// The metadata, as the type it was stored from.
+    pub fn meta_as<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(self.meta.clone()).map_err(|e| ClavisError::internal("secret meta", e))
+    }
+
+    /// The value, for secrets stored with [`SecretVault::put_json`].
+    pub fn value_as<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.value).map_err(|e| ClavisError::internal("secret value", e))
+    }
+}
+
 /// A secret without its value, for listings.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SecretInfo {
@@ -130,6 +142,20 @@ impl SecretVault {
         .await?;
         self.cache.invalidate(&(tenant_id, kind, name.to_owned())).await;
         Ok(())
+    }
+
+    /// Store (or replace) a secret whose value and metadata are JSON documents (integration settings).
+    pub async fn put_json(
+        &self,
+        tenant_id: TenantId,
+        kind: SecretKind,
+        name: &str,
+        meta: &impl serde::Serialize,
+        value: &impl serde::Serialize,
+    ) -> Result<()> {
+        let value = Zeroizing::new(serde_json::to_vec(value).map_err(|e| ClavisError::internal("secret value", e))?);
+        let meta = serde_json::to_value(meta).map_err(|e| ClavisError::internal("secret meta", e))?;
+        self.put(tenant_id, kind, name, meta, &value).await
     }
 
     /// The secret, opened, from the cache or the database.

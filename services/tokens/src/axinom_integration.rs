@@ -34,7 +34,7 @@ use clavis_core::http::ValidJson;
 use clavis_core::ids::{ContentId, Kid, TenantId, TrackType, UserId};
 use clavis_core::policy::{FairPlayRules, Hdcp, PlayReadyRules, Policy, WidevineRules};
 use clavis_core::{ClavisError, ErrorCode, Result};
-use clavis_tenant::{SecretKind, SecretVault, Tenant, TenantAuth};
+use clavis_tenant::{Secret, SecretKind, SecretVault, Tenant, TenantAuth};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -141,11 +141,8 @@ fn not_enabled() -> ClavisError {
     ClavisError::new(ErrorCode::TokenFormatNotEnabled, "this tenant has not configured Axinom messages")
 }
 
-fn view_of(meta: &serde_json::Value, updated_at: DateTime<Utc>) -> Result<AxinomIntegrationView> {
-    let mut view: AxinomIntegrationView =
-        serde_json::from_value(meta.clone()).map_err(|e| ClavisError::internal("axinom settings", e))?;
-    view.updated_at = Some(updated_at);
-    Ok(view)
+fn view_of(secret: &Secret) -> Result<AxinomIntegrationView> {
+    Ok(AxinomIntegrationView { updated_at: Some(secret.updated_at), ..secret.meta_as()? })
 }
 
 impl AxinomTokens {
@@ -155,9 +152,8 @@ impl AxinomTokens {
 
     pub async fn integration(&self, tenant: &Tenant) -> Result<Option<AxinomIntegration>> {
         let Some(secret) = self.vault.get(tenant.id, SecretKind::Axinom, VAULT_NAME).await? else { return Ok(None) };
-        let view = view_of(&secret.meta, secret.updated_at)?;
-        let stored: StoredKeys =
-            serde_json::from_slice(&secret.value).map_err(|e| ClavisError::internal("axinom keys", e))?;
+        let view = view_of(&secret)?;
+        let stored: StoredKeys = secret.value_as()?;
         let keys = stored
             .keys
             .into_iter()
@@ -433,9 +429,7 @@ pub async fn put_axinom(
 ) -> Result<HttpResponse> {
     let (view, keys) = parse_body(body.into_inner())?;
     issuers.claim_many(FORMAT, &view.com_key_ids, auth.tenant.id).await?;
-    let value = Zeroizing::new(serde_json::to_vec(&keys).map_err(|e| ClavisError::internal("axinom keys", e))?);
-    let meta = serde_json::to_value(&view).map_err(|e| ClavisError::internal("axinom settings", e))?;
-    vault.put(auth.tenant.id, SecretKind::Axinom, VAULT_NAME, meta, &value).await?;
+    vault.put_json(auth.tenant.id, SecretKind::Axinom, VAULT_NAME, &view, &keys).await?;
     Ok(HttpResponse::Ok().json(AxinomIntegrationView { updated_at: Some(Utc::now()), ..view }))
 }
 
@@ -452,7 +446,7 @@ pub async fn put_axinom(
 #[get("/api/v1/integrations/axinom")]
 pub async fn get_axinom(auth: TenantAuth, vault: web::Data<SecretVault>) -> Result<HttpResponse> {
     let secret = vault.get(auth.tenant.id, SecretKind::Axinom, VAULT_NAME).await?.ok_or_else(not_enabled)?;
-    Ok(HttpResponse::Ok().json(view_of(&secret.meta, secret.updated_at)?))
+    Ok(HttpResponse::Ok().json(view_of(&secret)?))
 }
 
 /// Stop accepting the tenant's Axinom messages and forget its keys.

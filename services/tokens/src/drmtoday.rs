@@ -38,7 +38,7 @@ use clavis_core::http::ValidJson;
 use clavis_core::ids::{ContentId, TenantId, TrackType, UserId};
 use clavis_core::policy::{FairPlayRules, Hdcp, PlayReadyRules, Policy, WidevineRules};
 use clavis_core::{ClavisError, ErrorCode, Result};
-use clavis_tenant::{SecretKind, SecretVault, Tenant, TenantAuth};
+use clavis_tenant::{Secret, SecretKind, SecretVault, Tenant, TenantAuth};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -143,11 +143,8 @@ fn not_enabled() -> ClavisError {
     ClavisError::new(ErrorCode::TokenFormatNotEnabled, "this tenant has not configured DRMtoday tokens")
 }
 
-fn view_of(meta: &serde_json::Value, updated_at: DateTime<Utc>) -> Result<DrmtodayIntegrationView> {
-    let mut view: DrmtodayIntegrationView =
-        serde_json::from_value(meta.clone()).map_err(|e| ClavisError::internal("drmtoday settings", e))?;
-    view.updated_at = Some(updated_at);
-    Ok(view)
+fn view_of(secret: &Secret) -> Result<DrmtodayIntegrationView> {
+    Ok(DrmtodayIntegrationView { updated_at: Some(secret.updated_at), ..secret.meta_as()? })
 }
 
 impl DrmtodayTokens {
@@ -157,9 +154,8 @@ impl DrmtodayTokens {
 
     pub async fn integration(&self, tenant: &Tenant) -> Result<Option<DrmtodayIntegration>> {
         let Some(secret) = self.vault.get(tenant.id, SecretKind::Drmtoday, VAULT_NAME).await? else { return Ok(None) };
-        let view = view_of(&secret.meta, secret.updated_at)?;
-        let stored: StoredSecrets =
-            serde_json::from_slice(&secret.value).map_err(|e| ClavisError::internal("drmtoday secrets", e))?;
+        let view = view_of(&secret)?;
+        let stored: StoredSecrets = secret.value_as()?;
         let secrets = stored
             .secrets
             .into_iter()
@@ -498,9 +494,7 @@ pub async fn put_drmtoday(
 ) -> Result<HttpResponse> {
     let (view, secrets) = parse_body(body.into_inner())?;
     issuers.claim(FORMAT, &view.merchant, auth.tenant.id).await?;
-    let value = Zeroizing::new(serde_json::to_vec(&secrets).map_err(|e| ClavisError::internal("drmtoday secrets", e))?);
-    let meta = serde_json::to_value(&view).map_err(|e| ClavisError::internal("drmtoday settings", e))?;
-    vault.put(auth.tenant.id, SecretKind::Drmtoday, VAULT_NAME, meta, &value).await?;
+    vault.put_json(auth.tenant.id, SecretKind::Drmtoday, VAULT_NAME, &view, &secrets).await?;
     Ok(HttpResponse::Ok().json(DrmtodayIntegrationView { updated_at: Some(Utc::now()), ..view }))
 }
 
@@ -517,7 +511,7 @@ pub async fn put_drmtoday(
 #[get("/api/v1/integrations/drmtoday")]
 pub async fn get_drmtoday(auth: TenantAuth, vault: web::Data<SecretVault>) -> Result<HttpResponse> {
     let secret = vault.get(auth.tenant.id, SecretKind::Drmtoday, VAULT_NAME).await?.ok_or_else(not_enabled)?;
-    Ok(HttpResponse::Ok().json(view_of(&secret.meta, secret.updated_at)?))
+    Ok(HttpResponse::Ok().json(view_of(&secret)?))
 }
 
 /// Stop accepting the tenant's DRMtoday tokens and forget its secrets.

@@ -28,47 +28,7 @@ impl Issuers {
     /// Make `issuer` the tenant's one issuer name for `format` (dropping an earlier one). Refused with 4014 when
     /// another tenant owns it.
     pub async fn claim(&self, format: &'static str, issuer: &str, tenant_id: TenantId) -> Result<()> {
-        let txn = self.db.begin().await?;
-        token_issuers::Entity::insert(token_issuers::ActiveModel {
-            format: Set(format.to_owned()),
-            issuer: Set(issuer.to_owned()),
-            tenant_id: Set(tenant_id.0),
-        })
-        .on_conflict(
-            OnConflict::columns([token_issuers::Column::Format, token_issuers::Column::Issuer]).do_nothing().to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
-        let owner = token_issuers::Entity::find()
-            .filter(token_issuers::Column::Format.eq(format))
-            .filter(token_issuers::Column::Issuer.eq(issuer))
-            .one(&txn)
-            .await?;
-        if owner.is_none_or(|row| row.tenant_id != tenant_id.0) {
-            txn.rollback().await?;
-            return Err(ClavisError::new(
-                ErrorCode::IssuerTaken,
-                format!("the {format} issuer {issuer:?} belongs to another tenant"),
-            ));
-        }
-        let stale = token_issuers::Entity::find()
-            .filter(token_issuers::Column::Format.eq(format))
-            .filter(token_issuers::Column::TenantId.eq(tenant_id.0))
-            .filter(token_issuers::Column::Issuer.ne(issuer))
-            .all(&txn)
-            .await?;
-        token_issuers::Entity::delete_many()
-            .filter(token_issuers::Column::Format.eq(format))
-            .filter(token_issuers::Column::TenantId.eq(tenant_id.0))
-            .filter(token_issuers::Column::Issuer.ne(issuer))
-            .exec(&txn)
-            .await?;
-        txn.commit().await?;
-        for row in stale {
-            self.cache.invalidate(&(format, row.issuer)).await;
-        }
-        self.cache.invalidate(&(format, issuer.to_owned())).await;
-        Ok(())
+        self.claim_many(format, &[issuer.to_owned()], tenant_id).await
     }
 
     /// Make `issuers` the tenant's issuer names for `format`, all of them at once (a format whose tokens name one of

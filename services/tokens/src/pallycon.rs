@@ -14,7 +14,7 @@ use clavis_core::http::ValidJson;
 use clavis_core::ids::{ContentId, Kid, SiteId, TrackType, UserId, recode};
 use clavis_core::policy::{FairPlayRules, Hdcp, PlayReadyRules, Policy, WidevineRules};
 use clavis_core::{ClavisError, ErrorCode, Result};
-use clavis_tenant::{SecretKind, SecretVault, Tenant, TenantAuth};
+use clavis_tenant::{Secret, SecretKind, SecretVault, Tenant, TenantAuth};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -78,6 +78,10 @@ pub struct PallyconTokens {
     issuers: Arc<Issuers>,
 }
 
+fn view_of(secret: &Secret) -> Result<PallyconIntegrationView> {
+    Ok(PallyconIntegrationView { updated_at: Some(secret.updated_at), ..secret.meta_as()? })
+}
+
 fn not_enabled() -> ClavisError {
     ClavisError::new(ErrorCode::TokenFormatNotEnabled, "this tenant has not configured PallyCon tokens")
 }
@@ -89,11 +93,8 @@ impl PallyconTokens {
 
     pub async fn integration(&self, tenant: &Tenant) -> Result<Option<PallyconIntegration>> {
         let Some(secret) = self.vault.get(tenant.id, SecretKind::Pallycon, VAULT_NAME).await? else { return Ok(None) };
-        let mut view: PallyconIntegrationView =
-            serde_json::from_value(secret.meta.clone()).map_err(|e| ClavisError::internal("pallycon settings", e))?;
-        view.updated_at = Some(secret.updated_at);
-        let keys: Zeroizing<Vec<u8>> = Zeroizing::new(secret.value.to_vec());
-        let keys: StoredKeys = serde_json::from_slice(&keys).map_err(|e| ClavisError::internal("pallycon keys", e))?;
+        let view = view_of(&secret)?;
+        let keys: StoredKeys = secret.value_as()?;
         let secrets = PallyconSecrets::new(&keys.site_key, keys.access_key.clone())?;
         Ok(Some(PallyconIntegration { view, secrets }))
     }
@@ -305,9 +306,7 @@ pub async fn put_pallycon(
 ) -> Result<HttpResponse> {
     let (view, keys) = parse_body(body.into_inner())?;
     issuers.claim(FORMAT, &view.site_id, auth.tenant.id).await?;
-    let value = Zeroizing::new(serde_json::to_vec(&keys).map_err(|e| ClavisError::internal("pallycon keys", e))?);
-    let meta = serde_json::to_value(&view).map_err(|e| ClavisError::internal("pallycon settings", e))?;
-    vault.put(auth.tenant.id, SecretKind::Pallycon, VAULT_NAME, meta, &value).await?;
+    vault.put_json(auth.tenant.id, SecretKind::Pallycon, VAULT_NAME, &view, &keys).await?;
     Ok(HttpResponse::Ok().json(PallyconIntegrationView { updated_at: Some(Utc::now()), ..view }))
 }
 
@@ -324,10 +323,7 @@ pub async fn put_pallycon(
 #[get("/api/v1/integrations/pallycon")]
 pub async fn get_pallycon(auth: TenantAuth, vault: web::Data<SecretVault>) -> Result<HttpResponse> {
     let secret = vault.get(auth.tenant.id, SecretKind::Pallycon, VAULT_NAME).await?.ok_or_else(not_enabled)?;
-    let mut view: PallyconIntegrationView =
-        serde_json::from_value(secret.meta.clone()).map_err(|e| ClavisError::internal("pallycon settings", e))?;
-    view.updated_at = Some(secret.updated_at);
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(view_of(&secret)?))
 }
 
 /// Stop accepting the tenant's PallyCon tokens and forget its keys.
