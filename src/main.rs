@@ -42,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         command: StaffCommand,
     },
+    /// Rotate the master key: re-wrap every stored secret under CLAVIS_MASTER_KEY (see docs/operations.md).
+    MasterKey {
+        #[command(subcommand)]
+        command: MasterKeyCommand,
+    },
     /// Print the OpenAPI document.
     Openapi,
     /// Print the error-code reference (Markdown).
@@ -72,6 +77,27 @@ enum StaffCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCommand {
+    /// Re-wrap every secret sealed under a key of CLAVIS_MASTER_KEY_PREVIOUS so that CLAVIS_MASTER_KEY alone opens it.
+    /// One transaction per batch; safe to interrupt and run again. Prints one JSON line per committed batch.
+    Rotate {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch_size: u64,
+        /// Pause between batches (milliseconds), to spread the load on a live database.
+        #[arg(long, default_value_t = 0)]
+        pause_ms: u64,
+    },
+    /// Count the stored secrets per master key id (rotation is done when only the current id remains).
+    Status,
+}
+
+/// Every column that holds sealed secrets. A crate that adds one must add it here, or rotation would miss it.
+fn sealed_columns() -> [clavis_core::rekey::SealedColumn; 3] {
+    [clavis_tenant::secrets::SEALED, clavis_keys::SEALED, clavis_tokens::signing::SEALED]
 }
 
 fn read_password_stdin() -> anyhow::Result<SecretString> {
@@ -138,6 +164,30 @@ async fn run() -> anyhow::Result<()> {
             let platform = open_for_cli(config).await?;
             let id = Directory::new(platform).create_staff(email, password).await.map_err(cli_error)?;
             println!("{}", serde_json::json!({ "staff_id": id }));
+        }
+        Command::MasterKey { command } => {
+            let platform = open_for_cli(config).await?;
+            let current = platform.master_key.id_hex();
+            match command {
+                MasterKeyCommand::Rotate { batch_size, pause_ms } => {
+                    let reports = clavis_core::rekey::rotate(
+                        &platform.db,
+                        &platform.master_key,
+                        &sealed_columns(),
+                        batch_size,
+                        std::time::Duration::from_millis(pause_ms),
+                        |progress| println!("{}", serde_json::json!({ "progress": progress })),
+                    )
+                    .await
+                    .map_err(cli_error)?;
+                    println!("{}", serde_json::json!({ "rotated_to": current, "tables": reports }));
+                }
+                MasterKeyCommand::Status => {
+                    let status =
+                        clavis_core::rekey::status(&platform.db, &sealed_columns()).await.map_err(cli_error)?;
+                    println!("{}", serde_json::json!({ "current": current, "tables": status }));
+                }
+            }
         }
         Command::Openapi | Command::Errors => {}
     }

@@ -27,8 +27,16 @@ impl Migrations {
     }
 }
 
-/// The master key from `CLAVIS_MASTER_KEY`, or in embedded mode from (or into) `data_dir/master.key`.
+/// The master key from `CLAVIS_MASTER_KEY`, or in embedded mode from (or into) `data_dir/master.key`, with the
+/// previous keys of `CLAVIS_MASTER_KEY_PREVIOUS` accepted for reading during a rotation.
 pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
+    let current = current_master_key(config)?;
+    let Some(previous) = &config.master_key_previous else { return Ok(current) };
+    let previous = MasterKey::parse_list(previous.expose_secret()).context("CLAVIS_MASTER_KEY_PREVIOUS")?;
+    Ok(current.with_previous(previous))
+}
+
+fn current_master_key(config: &Config) -> anyhow::Result<MasterKey> {
     if let Some(encoded) = &config.master_key {
         return MasterKey::from_base64(encoded.expose_secret()).context("CLAVIS_MASTER_KEY");
     }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::kit::TestDb;
 
-fn clavis() -> Command {
+pub(crate) fn clavis() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_clavis"));
     // Start every command from a clean environment as far as Clavis is concerned.
     for (key, _) in std::env::vars() {

@@ -18,6 +18,7 @@ pub const ENV_KEYS: &[&str] = &[
     "database_url",
     "data_dir",
     "master_key",
+    "master_key_previous",
     "public_url",
     "smtp_url",
     "smtp_from",
@@ -52,6 +53,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Base64 of 32 bytes; required unless the database is the embedded default.
     pub master_key: Option<SecretString>,
+    /// Earlier master keys (comma-separated base64), accepted only to open secrets sealed before a rotation, until
+    /// `clavis master-key rotate` has re-wrapped them under `master_key`.
+    pub master_key_previous: Option<SecretString>,
     /// The URL players and browsers reach Clavis at (license URLs in PSSH, links in mail).
     pub public_url: Option<String>,
     /// `smtp://user:pass@host:port` or `smtps://...`; unset writes mail to `data_dir/outbox/`.
@@ -73,6 +77,7 @@ impl Default for Config {
             database_url: None,
             data_dir: PathBuf::from("./data"),
             master_key: None,
+            master_key_previous: None,
             public_url: None,
             smtp_url: None,
             smtp_from: "Clavis <no-reply@localhost>".into(),

@@ -45,9 +45,13 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 /// The platform master key (key-encryption key). Its bytes never leave this type.
+///
+/// It seals with the current key and opens with whichever key a sealed value names: the current one or one of the
+/// previous keys kept during a rotation (see [`MasterKey::rewrap`] and `clavis master-key rotate`).
 pub struct MasterKey {
     key: LessSafeKey,
     id: [u8; KEY_ID_LEN],
+    previous: Vec<MasterKey>,
 }
 
 impl fmt::Debug for MasterKey {
@@ -74,7 +78,60 @@ impl MasterKey {
         let mut labelled = Zeroizing::new(b"clavis-master-key-id:".to_vec());
         labelled.extend_from_slice(bytes);
         id.copy_from_slice(&sha256(&labelled)[..KEY_ID_LEN]);
-        Ok(MasterKey { key: LessSafeKey::new(key), id })
+        Ok(MasterKey { key: LessSafeKey::new(key), id, previous: Vec::new() })
+    }
+
+    /// Also accept values sealed under `previous` keys (read-only: new values are always sealed with this key).
+    pub fn with_previous(mut self, previous: Vec<MasterKey>) -> MasterKey {
+        self.previous = previous.into_iter().filter(|k| k.id != self.id).collect();
+        self
+    }
+
+    /// Parse `CLAVIS_MASTER_KEY_PREVIOUS`: comma-separated base64 keys.
+    pub fn parse_list(encoded: &str) -> Result<Vec<MasterKey>, MasterKeyError> {
+        encoded.split(',').map(str::trim).filter(|k| !k.is_empty()).map(MasterKey::from_base64).collect()
+    }
+
+    /// Which master key sealed `sealed` (hex of its 4-byte id), or `None` when the value is malformed.
+    pub fn sealed_by(sealed: &[u8]) -> Option<String> {
+        (sealed.len() >= HEADER_LEN + TAG_LEN && sealed[0] == VERSION).then(|| hex::encode(&sealed[1..1 + KEY_ID_LEN]))
+    }
+
+    /// The key (current or previous) whose id the sealed value names.
+    fn key_for(&self, key_id: &[u8]) -> Option<&MasterKey> {
+        if key_id == self.id { Some(self) } else { self.previous.iter().find(|k| k.id == key_id) }
+    }
+
+    /// Re-wrap a value sealed under a previous key so the current key opens it; `None` when it already is.
+    ///
+    /// Only the 32-byte data key is decrypted and wrapped again (with a fresh nonce); the sealed secret itself is
+    /// copied unchanged, so a rotation never holds the secrets in memory and cannot alter them.
+    pub fn rewrap(&self, context: &str, sealed: &[u8]) -> Result<Option<Vec<u8>>> {
+        let (key_id, wrap_nonce, wrapped, _) = split_sealed(context, sealed)?;
+        if key_id == self.id {
+            return Ok(None);
+        }
+        let old = self.key_for(key_id).ok_or_else(|| unknown_key(context, key_id, self))?;
+        let failed = || ClavisError::internal("rewrap", format!("sealed value for {context} does not authenticate"));
+        let mut data_key = Zeroizing::new(wrapped.to_vec());
+        let nonce = Nonce::try_assume_unique_for_key(wrap_nonce).map_err(|_| failed())?;
+        let data_key =
+            old.key.open_in_place(nonce, Aad::from(context.as_bytes()), &mut data_key).map_err(|_| failed())?;
+
+        let new_nonce = random_array::<NONCE_LEN>()?;
+        let mut rewrapped = Zeroizing::new(data_key.to_vec());
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(new_nonce),
+                Aad::from(context.as_bytes()),
+                &mut *rewrapped,
+            )
+            .map_err(|_| ClavisError::internal("rewrap", "wrapping the data key failed"))?;
+        let mut out = sealed.to_vec();
+        out[1..1 + KEY_ID_LEN].copy_from_slice(&self.id);
+        out[1 + KEY_ID_LEN..1 + KEY_ID_LEN + NONCE_LEN].copy_from_slice(&new_nonce);
+        out[1 + KEY_ID_LEN + NONCE_LEN..1 + KEY_ID_LEN + NONCE_LEN + WRAPPED_LEN].copy_from_slice(&rewrapped);
+        Ok(Some(out))
     }
 
     pub fn from_base64(encoded: &str) -> Result<MasterKey, MasterKeyError> {
@@ -175,31 +232,17 @@ impl MasterKey {
         Ok(out)
     }
 
-    /// Open a value sealed by [`MasterKey::seal`] with the same `context`.
+    /// Open a value sealed by [`MasterKey::seal`] with the same `context` (under this key or a previous one).
     pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        if sealed.len() < HEADER_LEN + TAG_LEN || sealed[0] != VERSION {
-            return Err(ClavisError::internal("open", format!("sealed value for {context} is malformed")));
-        }
-        let (key_id, rest) = sealed[1..].split_at(KEY_ID_LEN);
-        if key_id != self.id {
-            return Err(ClavisError::internal(
-                "open",
-                format!(
-                    "sealed value for {context} was sealed with master key {}, not {}",
-                    hex::encode(key_id),
-                    self.id_hex()
-                ),
-            ));
-        }
-        let (wrap_nonce, rest) = rest.split_at(NONCE_LEN);
-        let (wrapped, rest) = rest.split_at(WRAPPED_LEN);
+        let (key_id, wrap_nonce, wrapped, rest) = split_sealed(context, sealed)?;
+        let key = self.key_for(key_id).ok_or_else(|| unknown_key(context, key_id, self))?;
         let (data_nonce, body) = rest.split_at(NONCE_LEN);
         let failed = || ClavisError::internal("open", format!("sealed value for {context} does not authenticate"));
 
         let mut data_key = Zeroizing::new(wrapped.to_vec());
         let nonce = Nonce::try_assume_unique_for_key(wrap_nonce).map_err(|_| failed())?;
         let data_key =
-            self.key.open_in_place(nonce, Aad::from(context.as_bytes()), &mut data_key).map_err(|_| failed())?;
+            key.key.open_in_place(nonce, Aad::from(context.as_bytes()), &mut data_key).map_err(|_| failed())?;
         let data = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, data_key).map_err(|_| failed())?);
 
         let mut plaintext = Zeroizing::new(body.to_vec());
@@ -208,6 +251,31 @@ impl MasterKey {
         plaintext.truncate(len);
         Ok(plaintext)
     }
+}
+
+/// A sealed value's parts: key id, wrap nonce, wrapped data key and the rest (data nonce, ciphertext).
+type SealedParts<'a> = (&'a [u8], &'a [u8], &'a [u8], &'a [u8]);
+
+fn split_sealed<'a>(context: &str, sealed: &'a [u8]) -> Result<SealedParts<'a>> {
+    if sealed.len() < HEADER_LEN + TAG_LEN || sealed[0] != VERSION {
+        return Err(ClavisError::internal("open", format!("sealed value for {context} is malformed")));
+    }
+    let (key_id, rest) = sealed[1..].split_at(KEY_ID_LEN);
+    let (wrap_nonce, rest) = rest.split_at(NONCE_LEN);
+    let (wrapped, rest) = rest.split_at(WRAPPED_LEN);
+    Ok((key_id, wrap_nonce, wrapped, rest))
+}
+
+fn unknown_key(context: &str, key_id: &[u8], current: &MasterKey) -> ClavisError {
+    ClavisError::internal(
+        "open",
+        format!(
+            "sealed value for {context} was sealed with master key {}, which is neither the current key {} nor one \
+             of CLAVIS_MASTER_KEY_PREVIOUS",
+            hex::encode(key_id),
+            current.id_hex()
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -227,6 +295,27 @@ mod tests {
         assert!(master.open("content_key/t2/kid", &sealed).is_err(), "another tenant's context must not open it");
         assert!(key().open("content_key/t1/kid", &sealed).is_err(), "another master key must not open it");
         assert!(!sealed.windows(16).any(|w| w == b"0123456789abcdef"), "plaintext must not appear in the blob");
+    }
+
+    #[test]
+    fn rotation_rewraps_without_touching_the_secret() {
+        let (old, new) = (key(), key());
+        let sealed = old.seal("token_key/t1/k1", b"secret bytes").unwrap();
+        let old_id = old.id_hex();
+        let ring = new.with_previous(vec![MasterKey::from_bytes(&[0u8; 32]).unwrap(), old]);
+        // The new key opens the old value through the previous list, and re-wraps it under itself.
+        assert_eq!(&*ring.open("token_key/t1/k1", &sealed).unwrap(), b"secret bytes");
+        assert_eq!(MasterKey::sealed_by(&sealed).unwrap(), old_id);
+        let rewrapped = ring.rewrap("token_key/t1/k1", &sealed).unwrap().expect("needs re-wrapping");
+        assert_eq!(MasterKey::sealed_by(&rewrapped).unwrap(), ring.id_hex());
+        assert_eq!(rewrapped[HEADER_LEN..], sealed[HEADER_LEN..], "the sealed secret itself is copied unchanged");
+        assert!(ring.rewrap("token_key/t1/k1", &rewrapped).unwrap().is_none(), "already current");
+        // Without the previous keys only the re-wrapped value opens.
+        let alone = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        assert!(alone.open("token_key/t1/k1", &sealed).is_err());
+        assert!(ring.rewrap("token_key/t2/k1", &sealed).is_err(), "the context still binds the data key");
+        let unknown = key().seal("token_key/t1/k1", b"x").unwrap();
+        assert!(ring.rewrap("token_key/t1/k1", &unknown).is_err(), "an unknown key is an error, never a silent skip");
     }
 
     #[test]

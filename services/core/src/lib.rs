@@ -11,6 +11,7 @@ pub mod http;
 pub mod ids;
 pub mod platform;
 pub mod policy;
+pub mod rekey;
 pub mod telemetry;
 
 pub use error::{ClavisError, ErrorCode, Result};

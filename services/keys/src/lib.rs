@@ -17,7 +17,7 @@ pub mod widevine_pssh;
 use actix_web::web;
 
 pub use model::{ContentKey, ContentKeySet, KeySource};
-pub use store::KeyStore;
+pub use store::{KeyStore, SEALED};
 
 /// Register the key service's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {

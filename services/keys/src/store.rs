@@ -45,6 +45,18 @@ fn seal_context(tenant_id: TenantId, kid: &Kid) -> String {
     format!("content_key/{tenant_id}/{kid}")
 }
 
+/// The content-key column, for master-key rotation (`clavis master-key rotate`).
+pub const SEALED: clavis_core::rekey::SealedColumn = clavis_core::rekey::SealedColumn {
+    table: "content_keys",
+    column: "key_sealed",
+    context_columns: &["tenant_id", "kid"],
+    context: |row| {
+        let tenant: Uuid = row.try_get("", "tenant_id")?;
+        let kid: String = row.try_get("", "kid")?;
+        Ok(format!("content_key/{tenant}/{kid}"))
+    },
+};
+
 impl KeyStore {
     pub fn new(platform: Platform, vault: Arc<SecretVault>) -> KeyStore {
         KeyStore {

@@ -99,6 +99,19 @@ fn seal_context(tenant_id: TenantId, kind: SecretKind, name: &str) -> String {
     format!("tenant_secret/{tenant_id}/{}/{name}", kind.as_str())
 }
 
+/// The vault's sealed column, for master-key rotation (`clavis master-key rotate`).
+pub const SEALED: clavis_core::rekey::SealedColumn = clavis_core::rekey::SealedColumn {
+    table: "tenant_secrets",
+    column: "value_sealed",
+    context_columns: &["tenant_id", "kind", "name"],
+    context: |row| {
+        let tenant: uuid::Uuid = row.try_get("", "tenant_id")?;
+        let kind: String = row.try_get("", "kind")?;
+        let name: String = row.try_get("", "name")?;
+        Ok(format!("tenant_secret/{tenant}/{kind}/{name}"))
+    },
+};
+
 impl SecretVault {
     pub fn new(platform: Platform) -> SecretVault {
         SecretVault { platform, cache: Cache::builder().max_capacity(50_000).time_to_live(CACHE_TTL).build() }

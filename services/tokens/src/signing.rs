@@ -156,6 +156,18 @@ fn seal_context(tenant_id: TenantId, kid: &str) -> String {
     format!("token_key/{tenant_id}/{kid}")
 }
 
+/// The signing-secret column, for master-key rotation (`clavis master-key rotate`).
+pub const SEALED: clavis_core::rekey::SealedColumn = clavis_core::rekey::SealedColumn {
+    table: "token_signing_keys",
+    column: "secret_sealed",
+    context_columns: &["tenant_id", "kid"],
+    context: |row| {
+        let tenant: uuid::Uuid = row.try_get("", "tenant_id")?;
+        let kid: String = row.try_get("", "kid")?;
+        Ok(format!("token_key/{tenant}/{kid}"))
+    },
+};
+
 fn pem(label: &str, der: &[u8]) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
