@@ -1,6 +1,7 @@
 //! The OpenAPI document: every service's paths merged, whatever subset this instance serves, so `clavis openapi`
 //! and `/api-docs/openapi.json` are the same document.
 
+use clavis_core::ErrorCode;
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -40,7 +41,90 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(clavis_keys::openapi());
     doc.merge(clavis_tokens::openapi());
     doc.merge(clavis_licenses::openapi());
-    doc
+    complete_error_responses(doc)
+}
+
+/// Errors every operation of a kind can answer, whatever its handler: the extractors, the authentication and the
+/// database are shared, so their codes are added here once instead of on every handler annotation.
+fn shared_errors(has_body: bool, has_params: bool, authenticated: bool, platform: bool) -> Vec<ErrorCode> {
+    let mut codes = Vec::new();
+    if has_body {
+        codes.extend([
+            ErrorCode::MalformedJson,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::InvalidField,
+        ]);
+    }
+    if has_params {
+        codes.extend([ErrorCode::MalformedRequest, ErrorCode::InvalidField]);
+    }
+    if authenticated {
+        codes.extend([ErrorCode::ApiKeyMissing, ErrorCode::ApiKeyInvalid, ErrorCode::TenantSuspended]);
+    }
+    if !platform {
+        codes.extend([ErrorCode::Internal, ErrorCode::DatabaseUnavailable]);
+    }
+    codes
+}
+
+/// Make every error response honest: `application/problem+json` with the Problem schema and the `X-Clavis-Error`
+/// header, plus the shared errors of [`shared_errors`], each response listing the catalog codes it stands for.
+/// (schemathesis checks the served API against this document in CI.)
+fn complete_error_responses(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let Ok(mut json) = serde_json::to_value(&doc) else { return doc };
+    let problem = serde_json::json!({
+        "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } }
+    });
+    let header = serde_json::json!({
+        "X-Clavis-Error": { "description": "The numeric catalog code", "schema": { "type": "integer" } }
+    });
+    let Some(paths) = json.get_mut("paths").and_then(|p| p.as_object_mut()) else { return doc };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for operation in item.values_mut() {
+            let has_body = operation.get("requestBody").is_some();
+            let has_params = operation.get("parameters").and_then(|p| p.as_array()).is_some_and(|p| !p.is_empty());
+            let authenticated = operation.get("security").is_some();
+            let platform = matches!(path.as_str(), "/healthz" | "/metrics");
+            let Some(responses) = operation.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
+            let mut by_status: std::collections::BTreeMap<u16, Vec<ErrorCode>> = Default::default();
+            for code in shared_errors(has_body, has_params, authenticated, platform) {
+                let entry = by_status.entry(code.status().as_u16()).or_default();
+                if !entry.contains(&code) {
+                    entry.push(code);
+                }
+            }
+            for (status, codes) in by_status {
+                let response = responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| serde_json::json!({ "description": "Catalog codes:" }));
+                let text = response.get("description").and_then(|d| d.as_str()).unwrap_or_default().to_owned();
+                // Name only the codes the handler's own description does not already name.
+                let missing = codes
+                    .iter()
+                    .filter(|c| !text.contains(c.code_str()))
+                    .map(|c| format!("{} {}", c.code(), c.title()))
+                    .collect::<Vec<_>>();
+                if !missing.is_empty() {
+                    let joined = missing.join(", ");
+                    let text = if text == "Catalog codes:" {
+                        format!("Catalog codes: {joined}")
+                    } else {
+                        format!("{text}; also {joined}")
+                    };
+                    response["description"] = serde_json::Value::String(text);
+                }
+            }
+            for (status, response) in responses.iter_mut() {
+                if status.as_str() >= "400" && status.len() == 3 {
+                    response["content"] = problem.clone();
+                    response["headers"] = header.clone();
+                }
+            }
+        }
+    }
+    serde_json::from_value(json).unwrap_or(doc)
 }
 
 /// The document as committed at `openapi/openapi.json`.

@@ -31,7 +31,13 @@ pub async fn readyz(platform: web::Data<Platform>) -> Result<HttpResponse, Clavi
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "platform", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 #[get("/metrics")]
-pub async fn metrics() -> HttpResponse {
+pub async fn metrics(platform: web::Data<Platform>) -> HttpResponse {
+    // Pool use is sampled when scraped: a gauge that is only as old as the scrape.
+    if let Some((open, idle)) = clavis_core::db::pool_stats(&platform.db) {
+        let busy = (open as usize).saturating_sub(idle);
+        ::metrics::gauge!("clavis_db_pool_connections", "state" => "idle").set(idle as f64);
+        ::metrics::gauge!("clavis_db_pool_connections", "state" => "busy").set(busy as f64);
+    }
     let body = clavis_core::telemetry::metrics().map(|handle| handle.render()).unwrap_or_default();
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body)
 }

@@ -15,6 +15,7 @@ mod pallycon;
 mod platform;
 mod policy;
 mod rekey;
+mod schemathesis;
 mod self_signing;
 mod tenancy;
 mod tokens;

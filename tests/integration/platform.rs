@@ -26,6 +26,8 @@ async fn metrics_count_requests_and_licenses() {
     assert!(body.contains("clavis_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"), "{body}");
     assert!(body.contains("clavis_licenses_total{drm=\"clearkey\",outcome=\"denied\",code=\"4001\"}"), "{body}");
     assert!(body.contains("clavis_license_duration_seconds_bucket"), "{body}");
+    assert!(body.contains("clavis_db_pool_connections{state=\"idle\"}"), "{body}");
+    assert!(body.contains("clavis_db_pool_connections{state=\"busy\"}"), "{body}");
 }
 
 #[tokio::test]

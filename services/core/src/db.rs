@@ -36,3 +36,19 @@ pub async fn ping(db: &DatabaseConnection) -> bool {
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
+
+/// The connection pool's open and idle connections, for the `clavis_db_pool_connections` gauges.
+pub fn pool_stats(db: &DatabaseConnection) -> Option<(u32, usize)> {
+    // Ask the backend first: the pool getters panic on the other backend.
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            Some((pool.size(), pool.num_idle()))
+        }
+        sea_orm::DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            Some((pool.size(), pool.num_idle()))
+        }
+        _ => None,
+    }
+}
