@@ -16,3 +16,4 @@ mod policy;
 mod self_signing;
 mod tenancy;
 mod tokens;
+mod widevine_key_server;

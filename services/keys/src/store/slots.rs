@@ -129,6 +129,12 @@ impl KeyStore {
         Ok((keys, inserted > 0))
     }
 
+    /// The content's keys read afresh from the database (for a caller that met a KID the cached set lacks).
+    pub async fn refresh(&self, tenant_id: TenantId, content_id: &ContentId) -> Result<Option<Arc<ContentKeySet>>> {
+        self.cache.invalidate(&(tenant_id, content_id.clone())).await;
+        self.get(tenant_id, content_id).await
+    }
+
     /// The id of the content's row, inserting the content (with no keys yet) when it is new.
     async fn content_ref(&self, tenant_id: TenantId, content_id: &ContentId) -> Result<Uuid> {
         let db = &self.platform.db;
