@@ -113,7 +113,7 @@ fn tracks(answer: &Answer, content_id: &[u8], scheme: &str) -> Vec<(String, Stri
             assert_eq!(pssh.len(), 1, "Shaka Packager wants exactly one PSSH per track");
             assert_eq!(pssh[0]["drm_type"], "WIDEVINE");
             let data = parse_widevine_pssh_data(&b64(&pssh[0]["data"])).unwrap();
-            assert_eq!(data.key_ids.iter().map(|k| k.0.to_vec()).collect::<Vec<_>>(), [kid.clone()]);
+            assert_eq!(data.key_ids.iter().map(|k| k.0.to_vec()).collect::<Vec<_>>(), std::slice::from_ref(&kid));
             assert_eq!(data.content_id.as_deref(), Some(content_id));
             assert_eq!(data.scheme().map(|s| s.as_str()), Some(scheme));
             assert_eq!(data.crypto_period_index.map(u64::from), track["crypto_period_index"].as_u64());
