@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::kit::TestApp;
 
-const PAGE: &str = include_str!("clearkey_player.html");
+pub(crate) const PAGE: &str = include_str!("clearkey_player.html");
 
 pub(crate) fn tool(env: &str, candidates: &[&str]) -> PathBuf {
     if let Some(path) = std::env::var_os(env) {
@@ -37,25 +37,7 @@ pub(crate) fn check(command: &mut Command, what: &str) {
 /// A 6-second test clip, encrypted with `kid`/`key` (CENC, common-system PSSH) into one fragmented MP4.
 /// Returns the encrypted file's name in `dir` and its codecs string.
 fn package(dir: &Path, kid: &str, key: &str) -> String {
-    check(
-        Command::new(tool("CLAVIS_FFMPEG", &["/usr/bin/ffmpeg"])).current_dir(dir).args([
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=duration=6:size=320x240:rate=25",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-g",
-            "25",
-            "clear.mp4",
-        ]),
-        "ffmpeg",
-    );
+    test_clip(dir, 6);
     check(
         Command::new(packager()).current_dir(dir).args([
             "in=clear.mp4,stream=video,output=enc.mp4",
@@ -71,9 +53,30 @@ fn package(dir: &Path, kid: &str, key: &str) -> String {
         ]),
         "shaka packager",
     );
-    let mpd = std::fs::read_to_string(dir.join("enc.mpd")).unwrap();
-    let codecs = mpd.split("codecs=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("codecs in the MPD");
-    codecs.to_owned()
+    mpd_codecs(&std::fs::read_to_string(dir.join("enc.mpd")).unwrap())
+}
+
+/// `clear.mp4` in `dir`: an H.264 test pattern of `seconds` at 320x240, 25 fps, a key frame every second.
+pub(crate) fn test_clip(dir: &Path, seconds: u32) {
+    check(
+        Command::new(tool("CLAVIS_FFMPEG", &["/usr/bin/ffmpeg"])).current_dir(dir).args([
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc=duration={seconds}:size=320x240:rate=25"),
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "25",
+            "clear.mp4",
+        ]),
+        "ffmpeg",
+    );
 }
 
 /// A plain static file server on its own port (another origin than Clavis, as a real player page would be).
@@ -114,14 +117,14 @@ pub(crate) async fn serve_dir(dir: PathBuf) -> u16 {
     port
 }
 
-struct ChromeDriver {
+pub(crate) struct ChromeDriver {
     child: Child,
     port: u16,
     _profile: tempfile::TempDir,
 }
 
 impl ChromeDriver {
-    fn start() -> ChromeDriver {
+    pub(crate) fn start() -> ChromeDriver {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(tool("CLAVIS_CHROMEDRIVER", &["/usr/bin/chromedriver"]))
             .arg(format!("--port={port}"))
@@ -137,7 +140,7 @@ impl ChromeDriver {
         ChromeDriver { child, port, _profile: tempfile::tempdir().unwrap() }
     }
 
-    async fn browser(&self) -> fantoccini::Client {
+    pub(crate) async fn browser(&self) -> fantoccini::Client {
         let profile = self._profile.path().display().to_string();
         let mut caps = serde_json::Map::new();
         caps.insert(
@@ -167,8 +170,25 @@ impl Drop for ChromeDriver {
     }
 }
 
+/// The URL of the ClearKey test player (`player.html` served by [`serve_dir`] on `media_port`) for one fMP4 file, its
+/// codecs string, the Clavis server at `clavis_base` and a license token.
+pub(crate) fn player_url(media_port: u16, media: &str, codecs: &str, clavis_base: &str, token: &str) -> String {
+    let mut url = reqwest::Url::parse(&format!("http://127.0.0.1:{media_port}/player.html")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("media", media)
+        .append_pair("type", &format!("video/mp4; codecs=\"{codecs}\""))
+        .append_pair("license", &format!("{clavis_base}/license/clearkey"))
+        .append_pair("token", token);
+    url.to_string()
+}
+
+/// The `codecs` attribute of the first representation of an MPD.
+pub(crate) fn mpd_codecs(mpd: &str) -> String {
+    mpd.split("codecs=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("codecs in the MPD").to_owned()
+}
+
 /// Open the player page and poll until `currentTime` passes `target` or `timeout` elapses; returns the last state.
-async fn play(client: &fantoccini::Client, page_url: &str, target: f64, timeout: Duration) -> Value {
+pub(crate) async fn play(client: &fantoccini::Client, page_url: &str, target: f64, timeout: Duration) -> Value {
     client.goto(page_url).await.unwrap();
     let deadline = Instant::now() + timeout;
     loop {
@@ -196,16 +216,7 @@ async fn chromium_plays_clearkey_content_with_a_clavis_license() {
 
     let driver = ChromeDriver::start();
     let client = driver.browser().await;
-    let page = |token: &str| {
-        let license = format!("{}/license/clearkey", app.base);
-        let mut url = reqwest::Url::parse(&format!("http://127.0.0.1:{media_port}/player.html")).unwrap();
-        url.query_pairs_mut()
-            .append_pair("media", "enc.mp4")
-            .append_pair("type", &format!("video/mp4; codecs=\"{codecs}\""))
-            .append_pair("license", &license)
-            .append_pair("token", token);
-        url.to_string()
-    };
+    let page = |token: &str| player_url(media_port, "enc.mp4", &codecs, &app.base, token);
 
     let token = app.token_for(&tenant, "viewer", "clip").await;
     let state = play(&client, &page(&token), 2.0, Duration::from_secs(30)).await;

@@ -19,3 +19,4 @@ mod schemathesis;
 mod self_signing;
 mod tenancy;
 mod tokens;
+mod widevine_key_server;

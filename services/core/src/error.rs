@@ -102,6 +102,16 @@ catalog! {
         "Each KID belongs to one content of a tenant; import a different KID or use the content that owns it.";
     KeySeedNotSet = 3004, CONFLICT, "Key seed not set",
         "Set a PlayReady key seed for the tenant before asking for `\"source\": \"key_seed\"`.";
+    WidevineSignatureInvalid = 3020, FORBIDDEN, "Widevine key request signature invalid",
+        "Sign with the key registered for the signer: the packager's --aes_signing_key and --aes_signing_iv (or --rsa_signing_key_path) must match PUT /api/v1/widevine/signers/{name}.";
+    WidevineSignerUnknown = 3021, FORBIDDEN, "Widevine signer unknown",
+        "Register the signer the packager names (--signer) with PUT /api/v1/widevine/signers/{name}, and sign every key request.";
+    WidevineKeyRequestMalformed = 3022, BAD_REQUEST, "Widevine key request malformed",
+        "Send what Shaka Packager sends: {\"request\": base64 JSON, \"signature\": base64, \"signer\": name}, the request naming content_id and tracks; `detail` names the fault.";
+    WidevineSignerTaken = 3023, CONFLICT, "Widevine signer name taken",
+        "Key requests name only the signer, so each signer name belongs to one tenant platform-wide; choose another name.";
+    WidevineSignerNotFound = 3024, NOT_FOUND, "Widevine signer not found",
+        "List the tenant's signers with GET /api/v1/widevine/signers.";
 
     // 4xxx: tokens and policy
     TokenMissing = 4001, UNAUTHORIZED, "License token missing",

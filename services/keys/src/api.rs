@@ -10,7 +10,8 @@ use crate::model::{KeysRequest, KeysResponse};
 use crate::store::KeyStore;
 
 /// Create the content's keys if it has none; answer the content's keys either way (201 when created, 200 when they
-/// already existed). With `keys`, import the given keys instead.
+/// already existed). With `keys`, import the given keys instead. With `period` (live key rotation), make or read the
+/// keys of that crypto period, one per track, and answer only those: the same period always gives the same keys.
 #[utoipa::path(
     post, path = "/api/v1/keys", tag = "keys",
     security(("api_key" = [])),
@@ -31,7 +32,14 @@ pub async fn create_keys(
     store: web::Data<KeyStore>,
     body: ValidJson<KeysRequest>,
 ) -> Result<HttpResponse> {
-    let (content_id, plan) = body.into_inner().into_plan()?;
+    let mut request = body.into_inner();
+    if let Some(period) = request.period.take() {
+        let (answer, created) =
+            crate::periods::ensure_period_keys(&store, auth.tenant.id, auth.tenant.site_id, request, &period).await?;
+        let mut response = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
+        return Ok(response.json(answer));
+    }
+    let (content_id, plan) = request.into_plan()?;
     let (set, created) = store.ensure(auth.tenant.id, content_id, plan).await?;
     let mut response = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
     Ok(response.json(KeysResponse::from_set(&set, &store.public_url(), auth.tenant.site_id)?))

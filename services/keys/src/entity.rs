@@ -40,6 +40,25 @@ pub(crate) mod content_keys {
         pub iv: String,
         pub source: String,
         pub created_at: DateTimeUtc,
+        /// The crypto period (live key rotation) the key belongs to; `None` for a key that does not rotate.
+        pub period_index: Option<i64>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod widevine_signers {
+    use sea_orm::entity::prelude::*;
+
+    /// Which tenant owns a Widevine signer name (the key material is in the tenant's secrets vault).
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "widevine_signers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub tenant_id: Uuid,
+        pub created_at: DateTimeUtc,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

@@ -7,17 +7,19 @@ mod api;
 pub mod contents;
 mod entity;
 pub mod model;
+pub mod periods;
 pub mod playready;
 pub mod pssh;
 pub mod seed;
 pub mod signalling;
 mod store;
+pub mod widevine_key_server;
 pub mod widevine_pssh;
 
 use actix_web::web;
 
 pub use model::{ContentKey, ContentKeySet, KeySource};
-pub use store::{KeyStore, SEALED};
+pub use store::{KeySlot, KeyStore, SEALED};
 
 /// Register the key service's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -28,7 +30,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(seed::read_key_seed)
         .service(seed::delete_key_seed)
         .service(contents::read_content)
-        .service(contents::put_content_policy);
+        .service(contents::put_content_policy)
+        .service(widevine_key_server::signers::list_signers)
+        .service(widevine_key_server::signers::put_signer)
+        .service(widevine_key_server::signers::read_signer)
+        .service(widevine_key_server::signers::delete_signer)
+        .service(widevine_key_server::key_server);
 }
 
 #[derive(utoipa::OpenApi)]
@@ -41,10 +48,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         seed::read_key_seed,
         seed::delete_key_seed,
         contents::read_content,
-        contents::put_content_policy
+        contents::put_content_policy,
+        widevine_key_server::signers::put_signer,
+        widevine_key_server::signers::list_signers,
+        widevine_key_server::signers::read_signer,
+        widevine_key_server::signers::delete_signer,
+        widevine_key_server::key_server
     ),
-    components(schemas(model::KeysRequest, model::ImportedKeyBody, model::KeysResponse, model::KeyView, model::PsshView, model::KeySource, signalling::SignallingView, signalling::HlsSignallingView, signalling::TrackSignallingView, seed::KeySeedBody, seed::KeySeedView, contents::ContentView, contents::ContentKeyInfo)),
-    tags((name = "keys", description = "Content keys"))
+    components(schemas(model::KeysRequest, periods::PeriodBody, model::ImportedKeyBody, model::KeysResponse, model::KeyView, model::PsshView, model::KeySource, signalling::SignallingView, signalling::HlsSignallingView, signalling::TrackSignallingView, seed::KeySeedBody, seed::KeySeedView, contents::ContentView, contents::ContentKeyInfo, widevine_key_server::signers::SignerBody, widevine_key_server::signers::SignerView)),
+    tags((name = "keys", description = "Content keys"), (name = "widevine", description = "Widevine signers and the key-server API Shaka Packager calls"))
 )]
 struct ApiDoc;
 

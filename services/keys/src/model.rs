@@ -49,6 +49,8 @@ pub struct ContentKey {
     /// The IV FairPlay and HLS AES-128 deliver with the key.
     pub iv: [u8; 16],
     pub source: KeySource,
+    /// The crypto period (live key rotation) the key is for; `None` for a key that does not rotate.
+    pub period: Option<u32>,
 }
 
 impl fmt::Debug for ContentKey {
@@ -58,6 +60,7 @@ impl fmt::Debug for ContentKey {
             .field("kid", &self.kid)
             .field("key", &"[REDACTED]")
             .field("source", &self.source)
+            .field("period", &self.period)
             .finish()
     }
 }
@@ -98,6 +101,9 @@ pub struct KeysRequest {
     /// Keys to import instead of making them. Only for content that has no keys yet.
     #[serde(default)]
     pub keys: Option<Vec<ImportedKeyBody>>,
+    /// A crypto period of live key rotation: make (or read) the keys of that period, one per track. Not with `keys`.
+    #[serde(default)]
+    pub period: Option<crate::periods::PeriodBody>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -164,7 +170,7 @@ impl KeysRequest {
     }
 }
 
-fn parse_tracks(tracks: Option<Vec<String>>) -> Result<Vec<TrackType>> {
+pub(crate) fn parse_tracks(tracks: Option<Vec<String>>) -> Result<Vec<TrackType>> {
     let Some(tracks) = tracks else { return Ok(vec![TrackType::All]) };
     if tracks.is_empty() || tracks.len() > TrackType::EVERY.len() {
         return Err(ClavisError::invalid("tracks", "must list 1 to 6 track types"));
@@ -220,6 +226,9 @@ pub struct KeyView {
     pub key: String,
     pub iv: String,
     pub source: KeySource,
+    /// The crypto period (live key rotation) the key is for; absent for a key that does not rotate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_index: Option<u32>,
 }
 
 /// PSSH boxes for the content's KIDs, base64, ready for a packager's `--pssh` or a manifest.
@@ -283,6 +292,7 @@ impl KeysResponse {
                     key: hex::encode(*k.key),
                     iv: hex::encode(k.iv),
                     source: k.source,
+                    period_index: k.period,
                 })
                 .collect(),
             pssh: PsshView::from_data(&data),
@@ -333,6 +343,7 @@ mod tests {
             key: Zeroizing::new([0xab; 16]),
             iv: [0; 16],
             source: KeySource::Random,
+            period: None,
         };
         assert!(!format!("{key:?}").contains("abab"));
     }

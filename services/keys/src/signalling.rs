@@ -406,6 +406,7 @@ mod tests {
             key: Zeroizing::new(hex::decode(key).unwrap().try_into().unwrap()),
             iv: hex::decode(iv).unwrap().try_into().unwrap(),
             source: KeySource::Imported,
+            period: None,
         }
     }
 

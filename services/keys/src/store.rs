@@ -25,6 +25,9 @@ use clavis_tenant::SecretVault;
 use crate::entity::{content_keys, contents};
 use crate::model::{ContentKey, ContentKeySet, KeyPlan, KeySource};
 
+mod slots;
+pub use slots::KeySlot;
+
 pub const CACHE_TTL: Duration = Duration::from_secs(300);
 const CACHE_CAPACITY: u64 = 200_000;
 
@@ -110,6 +113,7 @@ impl KeyStore {
                             None => crypto::random_array()?,
                         },
                         source: KeySource::Imported,
+                        period: None,
                     })
                 })
                 .collect::<Result<Vec<_>>>()?,
@@ -175,6 +179,7 @@ impl KeyStore {
                     iv: Set(hex::encode(k.iv)),
                     source: Set(k.source.as_str().to_owned()),
                     created_at: Set(now),
+                    period_index: Set(k.period.map(i64::from)),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -241,6 +246,7 @@ impl KeyStore {
                     iv: clavis_core::ids::parse_hex16(&row.iv, "iv")
                         .map_err(|e| ClavisError::internal("stored iv", e))?,
                     source: KeySource::parse_stored(&row.source),
+                    period: row.period_index.and_then(|p| u32::try_from(p).ok()),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -313,7 +319,7 @@ fn generate(
         .iter()
         .map(|&track_type| {
             let kid = Kid(crypto::random_array()?);
-            Ok(ContentKey { track_type, key: key_for(&kid)?, kid, iv: crypto::random_array()?, source })
+            Ok(ContentKey { track_type, key: key_for(&kid)?, kid, iv: crypto::random_array()?, source, period: None })
         })
         .collect()
 }

@@ -223,12 +223,19 @@ impl LicenseService {
         }
         story.rule = "content";
         let tenant_id = token.tenant.id;
-        let set = self.keys.get(tenant_id, &token.content_id).await?.ok_or_else(|| {
+        let mut set = self.keys.get(tenant_id, &token.content_id).await?.ok_or_else(|| {
             ClavisError::new(
                 ErrorCode::ContentHasNoKeys,
                 format!("content {:?} has no keys", token.content_id.as_str()),
             )
         })?;
+        // Keys can join a content after another instance cached it (key-server slots, rotation periods): a KID the
+        // cached set lacks gets one fresh read before the refusal path.
+        if kids.iter().any(|kid| set.find(kid).is_none())
+            && let Some(fresh) = self.keys.refresh(tenant_id, &token.content_id).await?
+        {
+            set = fresh;
+        }
         story.rule = "kids";
         let mut found = Vec::with_capacity(kids.len());
         for kid in kids {
