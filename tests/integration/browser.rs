@@ -36,7 +36,7 @@ pub(crate) fn check(command: &mut Command, what: &str) {
 
 /// A 6-second test clip, encrypted with `kid`/`key` (CENC, common-system PSSH) into one fragmented MP4.
 /// Returns the encrypted file's name in `dir` and its codecs string.
-fn package(dir: &Path, kid: &str, key: &str) -> String {
+pub(crate) fn package(dir: &Path, kid: &str, key: &str) -> String {
     test_clip(dir, 6);
     check(
         Command::new(packager()).current_dir(dir).args([
@@ -96,10 +96,11 @@ pub(crate) async fn serve_dir(dir: PathBuf) -> u16 {
                     }
                     match std::fs::read(dir.join(&name)) {
                         Ok(bytes) => {
-                            let kind = if name.ends_with(".html") {
-                                "text/html; charset=utf-8"
-                            } else {
-                                "application/octet-stream"
+                            let kind = match name.rsplit_once('.').map(|(_, ext)| ext) {
+                                Some("html") => "text/html; charset=utf-8",
+                                Some("js") => "text/javascript",
+                                Some("mpd") => "application/dash+xml",
+                                _ => "application/octet-stream",
                             };
                             HttpResponse::Ok().content_type(kind).body(bytes)
                         }

@@ -13,6 +13,7 @@ mod keys;
 mod kit;
 mod pallycon;
 mod platform;
+mod players;
 mod policy;
 mod rekey;
 mod schemathesis;
