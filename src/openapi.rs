@@ -30,6 +30,9 @@ impl Modify for ApiKeyScheme {
         scheme.description =
             Some("The tenant API key printed by `clavis tenant create` or created in the console".into());
         components.add_security_scheme("api_key", SecurityScheme::Http(scheme));
+        let mut basic = Http::new(HttpAuthScheme::Basic);
+        basic.description = Some("HTTP Basic with the site id as user and the API key as password (packagers)".into());
+        components.add_security_scheme("basic", SecurityScheme::Http(basic));
     }
 }
 

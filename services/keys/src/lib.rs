@@ -5,6 +5,7 @@
 
 mod api;
 pub mod contents;
+pub mod cpix;
 mod entity;
 pub mod model;
 pub mod playready;
@@ -17,7 +18,7 @@ pub mod widevine_pssh;
 use actix_web::web;
 
 pub use model::{ContentKey, ContentKeySet, KeySource};
-pub use store::KeyStore;
+pub use store::{KeyStore, KidRequest};
 
 /// Register the key service's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -28,7 +29,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(seed::read_key_seed)
         .service(seed::delete_key_seed)
         .service(contents::read_content)
-        .service(contents::put_content_policy);
+        .service(contents::put_content_policy)
+        .service(cpix::speke::speke_v2)
+        .service(cpix::speke::speke_v1);
 }
 
 #[derive(utoipa::OpenApi)]
@@ -41,7 +44,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         seed::read_key_seed,
         seed::delete_key_seed,
         contents::read_content,
-        contents::put_content_policy
+        contents::put_content_policy,
+        cpix::speke::speke_v2,
+        cpix::speke::speke_v1
     ),
     components(schemas(model::KeysRequest, model::ImportedKeyBody, model::KeysResponse, model::KeyView, model::PsshView, model::KeySource, signalling::SignallingView, signalling::HlsSignallingView, signalling::TrackSignallingView, seed::KeySeedBody, seed::KeySeedView, contents::ContentView, contents::ContentKeyInfo)),
     tags((name = "keys", description = "Content keys"))
