@@ -452,19 +452,20 @@ fn fill(
             entry.explicit_iv = Some(key.iv);
         }
     }
-    let mut data_cache: HashMap<Kid, SystemData> = HashMap::new();
+    // One key's system data per scheme: FairPlay is cbcs even where the key's other systems are cenc.
+    let mut data_cache: HashMap<(Kid, Scheme), SystemData> = HashMap::new();
     for system in &mut doc.drm_systems {
         let key = by_kid.get(&system.kid).ok_or_else(|| ClavisError::internal("speke", "DRMSystem key missing"))?;
         let scheme = schemes.get(&system.kid).copied().unwrap_or(Scheme::Cenc);
         // FairPlay is always cbcs, whatever the key's scheme says.
         let scheme = if system.system_id == FAIRPLAY { Scheme::Cbcs } else { scheme };
-        let data = match data_cache.get(&system.kid) {
+        let data = match data_cache.get(&(system.kid, scheme)) {
             Some(data) => data.clone(),
             None => {
                 let set = ContentKeySet { content_id: content_id.clone(), keys: vec![(*key).clone()], policy: None };
                 let data =
                     SystemData::for_set(&set, urls, scheme).map_err(|e| ClavisError::internal("signalling", e))?;
-                data_cache.insert(system.kid, data.clone());
+                data_cache.insert((system.kid, scheme), data.clone());
                 data
             }
         };
@@ -492,4 +493,41 @@ fn fill(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpix::document::Filter;
+
+    fn rule(label: Option<&str>, filters: Vec<(FilterKind, &[(&str, &str)])>) -> UsageRule {
+        UsageRule {
+            kid: Kid([0; 16]),
+            intended_track_type: label.map(str::to_owned),
+            filters: filters
+                .into_iter()
+                .map(|(kind, attrs)| Filter {
+                    kind,
+                    attrs: attrs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn track_types_from_labels_and_filters() {
+        let of = |r: UsageRule| track_type(std::iter::once(&r));
+        assert_eq!(of(rule(Some("UHD1"), vec![])), TrackType::Uhd1);
+        assert_eq!(of(rule(Some("sd"), vec![])), TrackType::Sd);
+        assert_eq!(of(rule(Some("STEREO_AUDIO"), vec![])), TrackType::Audio);
+        assert_eq!(of(rule(Some("MULTICHANNEL_AUDIO"), vec![])), TrackType::Audio);
+        assert_eq!(of(rule(Some("VIDEO"), vec![])), TrackType::All);
+        assert_eq!(of(rule(Some("VIDEO"), vec![(FilterKind::Video, &[("maxPixels", "589824")])])), TrackType::Sd);
+        assert_eq!(of(rule(None, vec![(FilterKind::Video, &[("minPixels", "589825")])])), TrackType::Hd);
+        assert_eq!(of(rule(None, vec![(FilterKind::Video, &[("maxPixels", "8847360")])])), TrackType::Uhd1);
+        assert_eq!(of(rule(None, vec![(FilterKind::Video, &[("minPixels", "8847361")])])), TrackType::Uhd2);
+        assert_eq!(of(rule(None, vec![(FilterKind::Audio, &[])])), TrackType::Audio);
+        assert_eq!(of(rule(Some("SUBTITLES"), vec![])), TrackType::All);
+        assert_eq!(track_type(std::iter::empty()), TrackType::All);
+    }
 }
