@@ -31,6 +31,9 @@ impl Modify for ApiKeyScheme {
         scheme.description =
             Some("The tenant API key printed by `clavis tenant create` or created in the console".into());
         components.add_security_scheme("api_key", SecurityScheme::Http(scheme));
+        let mut basic = Http::new(HttpAuthScheme::Basic);
+        basic.description = Some("HTTP Basic with the site id as user and the API key as password (packagers)".into());
+        components.add_security_scheme("basic", SecurityScheme::Http(basic));
     }
 }
 
@@ -116,9 +119,18 @@ fn complete_error_responses(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::O
                     response["description"] = serde_json::Value::String(text);
                 }
             }
+            // Endpoints whose protocol fixes another error format (SPEKE's plain-text messages) keep theirs;
+            // every other error is problem+json.
+            let plain_text = responses.values().any(|r| r.pointer("/content/text~1plain").is_some());
             for (status, response) in responses.iter_mut() {
                 if status.as_str() >= "400" && status.len() == 3 {
-                    response["content"] = problem.clone();
+                    let declared_plain = response.pointer("/content/text~1plain").is_some();
+                    if !declared_plain {
+                        response["content"] = problem.clone();
+                    }
+                    if plain_text && !declared_plain && status.as_str() != "401" {
+                        response["content"]["text/plain"] = serde_json::json!({ "schema": { "type": "string" } });
+                    }
                     response["headers"] = header.clone();
                 }
             }

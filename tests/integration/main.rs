@@ -4,6 +4,7 @@
 mod browser;
 mod clearkey;
 mod cli;
+mod cpix;
 mod foreign_tokens;
 mod helm;
 mod hls;

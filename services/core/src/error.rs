@@ -102,6 +102,16 @@ catalog! {
         "Each KID belongs to one content of a tenant; import a different KID or use the content that owns it.";
     KeySeedNotSet = 3004, CONFLICT, "Key seed not set",
         "Set a PlayReady key seed for the tenant before asking for `\"source\": \"key_seed\"`.";
+    CpixMalformed = 3010, UNPROCESSABLE_ENTITY, "CPIX document malformed",
+        "Send a well-formed CPIX document (root `CPIX` in namespace urn:dashif:org:cpix) within the size limit; the detail names the element or attribute at fault.";
+    CpixInvalid = 3011, UNPROCESSABLE_ENTITY, "CPIX request invalid",
+        "Correct the CPIX document as the detail says (for SPEKE v2: CPIX@contentId, ContentKey@commonEncryptionScheme and ContentKeyUsageRule@intendedTrackType are required).";
+    CpixVersionUnsupported = 3012, UNPROCESSABLE_ENTITY, "CPIX or SPEKE version unsupported",
+        "SPEKE v2 requests must be CPIX@version=\"2.3\" with X-Speke-Version: 2.0; older packagers use /speke/v1.0/copyProtection.";
+    CpixRecipientRejected = 3013, UNPROCESSABLE_ENTITY, "CPIX recipient certificate rejected",
+        "Name recipients with an X.509 certificate holding an RSA key of at least 2048 bits, signed with SHA-256 or stronger.";
+    CpixKeyConflict = 3014, CONFLICT, "CPIX key differs from the stored key",
+        "A ContentKey in the document carries a value for a KID that already has a different key; leave the value out to receive the stored key.";
     WidevineSignatureInvalid = 3020, FORBIDDEN, "Widevine key request signature invalid",
         "Sign with the key registered for the signer: the packager's --aes_signing_key and --aes_signing_iv (or --rsa_signing_key_path) must match PUT /api/v1/widevine/signers/{name}.";
     WidevineSignerUnknown = 3021, FORBIDDEN, "Widevine signer unknown",

@@ -5,6 +5,7 @@
 
 mod api;
 pub mod contents;
+pub mod cpix;
 mod entity;
 pub mod model;
 pub mod periods;
@@ -19,7 +20,7 @@ pub mod widevine_pssh;
 use actix_web::web;
 
 pub use model::{ContentKey, ContentKeySet, KeySource};
-pub use store::{KeySlot, KeyStore, SEALED};
+pub use store::{KeySlot, KeyStore, KidRequest, SEALED};
 
 /// Register the key service's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -35,7 +36,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(widevine_key_server::signers::put_signer)
         .service(widevine_key_server::signers::read_signer)
         .service(widevine_key_server::signers::delete_signer)
-        .service(widevine_key_server::key_server);
+        .service(widevine_key_server::key_server)
+        .service(cpix::speke::speke_v2)
+        .service(cpix::speke::speke_v1);
 }
 
 #[derive(utoipa::OpenApi)]
@@ -53,7 +56,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         widevine_key_server::signers::list_signers,
         widevine_key_server::signers::read_signer,
         widevine_key_server::signers::delete_signer,
-        widevine_key_server::key_server
+        widevine_key_server::key_server,
+        cpix::speke::speke_v2,
+        cpix::speke::speke_v1
     ),
     components(schemas(model::KeysRequest, periods::PeriodBody, model::ImportedKeyBody, model::KeysResponse, model::KeyView, model::PsshView, model::KeySource, signalling::SignallingView, signalling::HlsSignallingView, signalling::TrackSignallingView, seed::KeySeedBody, seed::KeySeedView, contents::ContentView, contents::ContentKeyInfo, widevine_key_server::signers::SignerBody, widevine_key_server::signers::SignerView)),
     tags((name = "keys", description = "Content keys"), (name = "widevine", description = "Widevine signers and the key-server API Shaka Packager calls"))

@@ -331,3 +331,172 @@ fn same_keys(existing: &[ContentKey], imported: &[ContentKey]) -> bool {
             .iter()
             .all(|i| existing.iter().any(|e| e.kid == i.kid && *e.key == *i.key && e.track_type == i.track_type))
 }
+
+/// A key a packager asks for by its KID (SPEKE/CPIX): the packager chose the KID, Clavis the key, unless the request
+/// carries a key to import.
+#[derive(Debug)]
+pub struct KidRequest {
+    pub kid: Kid,
+    pub track_type: TrackType,
+    /// The IV to keep with a new key (CPIX `explicitIV`); a random one when absent. An existing key keeps its own.
+    pub iv: Option<[u8; 16]>,
+    /// A key value the document carries (CPIX `PlainValue`): imported when the KID is new, compared when it is not.
+    pub key: Option<Zeroizing<[u8; 16]>>,
+}
+
+impl KeyStore {
+    /// The content's keys for these KIDs, making the missing ones: the same tenant, content and KID always get the
+    /// same key (across calls, restarts and instances, since the database's unique (tenant, KID) decides races).
+    /// New keys derive from the tenant's PlayReady key seed when it has one (so a PlayReady server holding the seed
+    /// finds them from the KID alone, whatever DRM systems the request named), else they are random. A KID that
+    /// belongs to another content of the tenant, or to another tenant, is refused (3003). Keys come back in request
+    /// order.
+    pub async fn get_or_create_by_kid(
+        &self,
+        tenant_id: TenantId,
+        content_id: &ContentId,
+        requests: &[KidRequest],
+    ) -> Result<Vec<ContentKey>> {
+        let mut set = self.get(tenant_id, content_id).await?;
+        let missing = |set: &Option<Arc<ContentKeySet>>| {
+            requests.iter().filter(|r| set.as_ref().and_then(|s| s.find(&r.kid)).is_none()).collect::<Vec<_>>()
+        };
+        if !missing(&set).is_empty() {
+            // The cache may predate keys another instance made: ask the database before making any.
+            self.cache.invalidate(&(tenant_id, content_id.clone())).await;
+            set = self.get(tenant_id, content_id).await?;
+        }
+        let to_make = missing(&set);
+        if !to_make.is_empty() {
+            for request in &to_make {
+                self.ensure_kid_is_free(tenant_id, &request.kid).await?;
+            }
+            let seed = crate::seed::load(&self.vault, tenant_id).await?;
+            let fresh = to_make
+                .iter()
+                .map(|r| {
+                    let (key, source) = match (&r.key, &seed) {
+                        (Some(key), _) => (key.clone(), KeySource::Imported),
+                        (None, Some(seed)) => (Zeroizing::new(seed.derive(&r.kid)), KeySource::KeySeed),
+                        (None, None) => (Zeroizing::new(crypto::random_array()?), KeySource::Random),
+                    };
+                    let iv = match r.iv {
+                        Some(iv) => iv,
+                        None => crypto::random_array()?,
+                    };
+                    Ok(ContentKey { track_type: r.track_type, kid: r.kid, key, iv, source, period: None })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let inserted = self.append_keys(tenant_id, content_id, &fresh).await;
+            self.cache.invalidate(&(tenant_id, content_id.clone())).await;
+            match inserted {
+                Ok(()) => {}
+                // Another request made (some of) them first: theirs stand, as read back below.
+                Err(e) if e.code == ErrorCode::KidInUse => {}
+                Err(e) => return Err(e),
+            }
+            set = self.get(tenant_id, content_id).await?;
+        }
+        let set = set.ok_or_else(|| ClavisError::internal("keys", "content has no keys after making them"))?;
+        requests
+            .iter()
+            .map(|r| {
+                let key = set.find(&r.kid).ok_or_else(|| {
+                    ClavisError::new(
+                        ErrorCode::KidInUse,
+                        format!("KID {} already belongs to another content", r.kid.to_uuid_string()),
+                    )
+                })?;
+                if let Some(given) = &r.key
+                    && **given != *key.key
+                {
+                    return Err(ClavisError::new(
+                        ErrorCode::CpixKeyConflict,
+                        format!("ContentKey {} carries a key that differs from the stored one", r.kid.to_uuid_string()),
+                    ));
+                }
+                Ok(key.clone())
+            })
+            .collect()
+    }
+
+    /// Refuse a KID another content of the tenant, or another tenant, already uses. Across tenants only the fact is
+    /// told, never which tenant: a packager-chosen KID that collides is either a copy-paste mistake or a probe.
+    async fn ensure_kid_is_free(&self, tenant_id: TenantId, kid: &Kid) -> Result<()> {
+        let owners = content_keys::Entity::find()
+            .filter(content_keys::Column::Kid.eq(kid.to_hex()))
+            .all(&self.platform.db)
+            .await?;
+        if owners.is_empty() {
+            return Ok(());
+        }
+        let detail = if owners.iter().any(|o| o.tenant_id == tenant_id.0) {
+            format!("KID {} already belongs to another content of this tenant", kid.to_uuid_string())
+        } else {
+            format!("KID {} is already in use; choose another KID", kid.to_uuid_string())
+        };
+        Err(ClavisError::new(ErrorCode::KidInUse, detail))
+    }
+
+    /// Add keys to a content (creating the content row if needed), after its existing keys, in one transaction.
+    async fn append_keys(&self, tenant_id: TenantId, content_id: &ContentId, keys: &[ContentKey]) -> Result<()> {
+        let now = Utc::now();
+        let txn = self.platform.db.begin().await?;
+        contents::Entity::insert(contents::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            tenant_id: Set(tenant_id.0),
+            content_id: Set(content_id.to_string()),
+            created_at: Set(now),
+            policy: Set(None),
+        })
+        .on_conflict(
+            OnConflict::columns([contents::Column::TenantId, contents::Column::ContentId]).do_nothing().to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+        let content = find_content(&txn, tenant_id, content_id)
+            .await?
+            .ok_or_else(|| ClavisError::internal("keys", "content row missing after insert"))?;
+        let last = content_keys::Entity::find()
+            .filter(content_keys::Column::TenantId.eq(tenant_id.0))
+            .filter(content_keys::Column::ContentRef.eq(content.id))
+            .order_by_desc(content_keys::Column::Ordinal)
+            .one(&txn)
+            .await?
+            .map_or(-1, |k| k.ordinal);
+        let rows = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                Ok(content_keys::ActiveModel {
+                    id: Set(Uuid::new_v4()),
+                    tenant_id: Set(tenant_id.0),
+                    content_ref: Set(content.id),
+                    ordinal: Set(last.saturating_add(1).saturating_add(i32::try_from(i).unwrap_or(i32::MAX))),
+                    track_type: Set(k.track_type.as_str().to_owned()),
+                    kid: Set(k.kid.to_hex()),
+                    key_sealed: Set(self.platform.master_key.seal(&seal_context(tenant_id, &k.kid), &*k.key)?),
+                    iv: Set(hex::encode(k.iv)),
+                    source: Set(k.source.as_str().to_owned()),
+                    created_at: Set(now),
+                    period_index: Set(k.period.map(i64::from)),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let inserted = content_keys::Entity::insert_many(rows).exec_without_returning(&txn).await;
+        match inserted {
+            Ok(_) => {
+                txn.commit().await?;
+                Ok(())
+            }
+            Err(e) => {
+                txn.rollback().await?;
+                if is_unique_violation(&e) {
+                    Err(ClavisError::new(ErrorCode::KidInUse, "a KID was made concurrently"))
+                } else {
+                    Err(e.into())
+                }
+            }
+        }
+    }
+}
