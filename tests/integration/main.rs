@@ -4,6 +4,7 @@
 mod browser;
 mod clearkey;
 mod cli;
+mod fairplay;
 mod foreign_tokens;
 mod hls;
 mod inspect;

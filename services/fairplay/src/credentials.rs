@@ -169,7 +169,9 @@ fn parse_pem(text: &str) -> Option<Pem> {
     let mut encoded = String::new();
     for line in body_start[..end].lines().map(str::trim).filter(|l| !l.is_empty()) {
         match line.split_once(':') {
-            Some((name, value)) if encoded.is_empty() => headers.push((name.trim().to_owned(), value.trim().to_owned())),
+            Some((name, value)) if encoded.is_empty() => {
+                headers.push((name.trim().to_owned(), value.trim().to_owned()))
+            }
             _ => encoded.push_str(line),
         }
     }
@@ -299,7 +301,8 @@ fn decrypt_legacy_pem(pem: &Pem, password: &[u8]) -> Result<Zeroizing<Vec<u8>>, 
         "AES-256-CBC" => 32,
         other => return Err(bad(field, format!("legacy PEM cipher {other} is not supported; use AES or PKCS#8"))),
     };
-    let iv = hex::decode(iv_hex.trim()).ok().filter(|iv| iv.len() == 16).ok_or_else(|| bad(field, "bad DEK-Info IV"))?;
+    let iv =
+        hex::decode(iv_hex.trim()).ok().filter(|iv| iv.len() == 16).ok_or_else(|| bad(field, "bad DEK-Info IV"))?;
     let mut key = Zeroizing::new(Vec::with_capacity(32));
     let mut previous: Vec<u8> = Vec::new();
     while key.len() < key_len {

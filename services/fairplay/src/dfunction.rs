@@ -34,10 +34,7 @@ pub fn apple_sample_hash(r2: &[u8]) -> Option<[u8; 16]> {
     let mut block = [0u8; 64];
     block[..r2.len()].copy_from_slice(r2);
     block[r2.len()] = 0x80;
-    let words: Vec<u32> = block[..56]
-        .chunks_exact(4)
-        .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
-        .collect();
+    let words: Vec<u32> = block[..56].chunks_exact(4).map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]])).collect();
     let m0 = scramble(words[..7].iter().fold(0u32, |a, w| a.wrapping_add(*w)));
     let m1 = scramble(words[7..14].iter().fold(0u32, |a, w| a.wrapping_add(*w)));
     block[56..60].copy_from_slice(&m0.to_le_bytes());

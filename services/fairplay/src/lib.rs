@@ -97,37 +97,46 @@ impl Provider {
             Zeroizing::new(spck.as_slice().try_into().map_err(|_| SpcError::KeyUndecryptable)?);
         let mut payload = Zeroizing::new(container.payload.to_vec());
         aes128::cbc_decrypt(&spck, &container.iv, &mut payload);
-        let tllvs = spc::parse_tllvs(&payload)?;
-        let fields = SpcFields::from_tllvs(&tllvs)?;
-
-        let dask = Zeroizing::new(
-            self.d.dask(fields.r2, &self.ask).ok_or_else(|| SpcError::Malformed("R2 does not fit the D function".into()))?,
-        );
-        let mut sk_r1_iv = [0u8; 16];
-        sk_r1_iv.copy_from_slice(&fields.sk_r1[..16]);
-        let mut sk_r1 = Zeroizing::new([0u8; 96]);
-        sk_r1.copy_from_slice(&fields.sk_r1[16..]);
-        aes128::cbc_decrypt(&dask, &sk_r1_iv, sk_r1.as_mut_slice());
-        // SK (16) | HU (20) | R1 (44) | integrity (16)
-        let difference = sk_r1[80..96].iter().zip(fields.integrity.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if difference != 0 {
-            return Err(SpcError::Integrity);
-        }
-        let mut sk = Zeroizing::new([0u8; 16]);
-        sk.copy_from_slice(&sk_r1[..16]);
-        let mut r1 = [0u8; 44];
-        r1.copy_from_slice(&sk_r1[36..80]);
-        Ok(OpenedSpc {
-            version: container.version,
-            sk,
-            r1,
-            anti_replay_seed: fields.anti_replay_seed,
-            asset_id: fields.asset_id.to_vec(),
-            echo: fields.echo.iter().map(|t| t.raw.to_vec()).collect(),
-            playback_state: fields.playback_state,
-            offline_sync: fields.offline_sync,
-        })
+        open_payload(&payload, container.version, &self.ask, self.d.as_ref())
     }
+}
+
+/// The key server's work on a decrypted SPC payload: its TLLVs, the D function, [SK..R1] and its integrity check.
+pub fn open_payload(
+    payload: &[u8],
+    version: u32,
+    ask: &[u8; 16],
+    d: &dyn DFunction,
+) -> Result<OpenedSpc, SpcError> {
+    let tllvs = spc::parse_tllvs(payload)?;
+    let fields = SpcFields::from_tllvs(&tllvs)?;
+    let dask = Zeroizing::new(
+        d.dask(fields.r2, ask).ok_or_else(|| SpcError::Malformed("R2 does not fit the D function".into()))?,
+    );
+    let mut sk_r1_iv = [0u8; 16];
+    sk_r1_iv.copy_from_slice(&fields.sk_r1[..16]);
+    let mut sk_r1 = Zeroizing::new([0u8; 96]);
+    sk_r1.copy_from_slice(&fields.sk_r1[16..]);
+    aes128::cbc_decrypt(&dask, &sk_r1_iv, sk_r1.as_mut_slice());
+    // SK (16) | HU (20) | R1 (44) | integrity (16)
+    let difference = sk_r1[80..96].iter().zip(fields.integrity.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    if difference != 0 {
+        return Err(SpcError::Integrity);
+    }
+    let mut sk = Zeroizing::new([0u8; 16]);
+    sk.copy_from_slice(&sk_r1[..16]);
+    let mut r1 = [0u8; 44];
+    r1.copy_from_slice(&sk_r1[36..80]);
+    Ok(OpenedSpc {
+        version,
+        sk,
+        r1,
+        anti_replay_seed: fields.anti_replay_seed,
+        asset_id: fields.asset_id.to_vec(),
+        echo: fields.echo.iter().map(|t| t.raw.to_vec()).collect(),
+        playback_state: fields.playback_state,
+        offline_sync: fields.offline_sync,
+    })
 }
 
 /// What the key server needs from an opened SPC.
@@ -166,7 +175,10 @@ pub enum KeyDuration {
     Lease(u32),
     /// Playback must start within this many seconds of delivery.
     Rental(u32),
-    LeaseAndRental { lease: u32, rental: u32 },
+    LeaseAndRental {
+        lease: u32,
+        rental: u32,
+    },
     /// Stored for offline playback, no expiry.
     Persistent,
     /// Stored for offline playback for this many seconds.
@@ -334,7 +346,8 @@ mod tests {
         assert_eq!(seen, 9);
         // A wrong DASk fails the integrity check, never anything worse.
         let bytes = std::fs::read(base.join("verification/FPS/spc1.bin")).unwrap();
-        let key = OaepKey::from_pkcs1_der(&credentials::validate(&cert, &pem, None).unwrap().private_key_pkcs1).unwrap();
+        let key =
+            OaepKey::from_pkcs1_der(&credentials::validate(&cert, &pem, None).unwrap().private_key_pkcs1).unwrap();
         let wrong = Provider::new(key, [0; 16], Box::new(FixedDask([1; 16])));
         assert_eq!(wrong.open(&SpcContainer::parse(&bytes).unwrap()).err(), Some(SpcError::Integrity));
     }

@@ -102,13 +102,14 @@ pub fn parse_tllvs(payload: &[u8]) -> Result<Vec<Tllv<'_>>, SpcError> {
             return Err(malformed(format!("more than {MAX_TLLVS} TLLVs")));
         }
         let rest = &payload[at..];
-        let (Some(tag), Some(block_len), Some(value_len)) = (u64_at(rest, 0), u32_at(rest, 8), u32_at(rest, 12))
-        else {
+        let (Some(tag), Some(block_len), Some(value_len)) = (u64_at(rest, 0), u32_at(rest, 8), u32_at(rest, 12)) else {
             return Err(malformed(format!("truncated TLLV header at payload offset {at}")));
         };
         let (block_len, value_len) = (block_len as usize, value_len as usize);
         if value_len > block_len {
-            return Err(malformed(format!("TLLV {tag:016x}: value length {value_len} exceeds block length {block_len}")));
+            return Err(malformed(format!(
+                "TLLV {tag:016x}: value length {value_len} exceeds block length {block_len}"
+            )));
         }
         let end = TLLV_HEADER
             .checked_add(block_len)
@@ -183,8 +184,7 @@ impl<'a> SpcFields<'a> {
                 echo.push(*tllv);
             }
         }
-        let playback_state =
-            tllvs.iter().find(|t| t.tag == TAG_MEDIA_PLAYBACK_STATE).and_then(|t| u32_at(t.value, 4));
+        let playback_state = tllvs.iter().find(|t| t.tag == TAG_MEDIA_PLAYBACK_STATE).and_then(|t| u32_at(t.value, 4));
         let offline_sync = tllvs.iter().any(|t| t.tag == TAG_OFFLINE_SYNC);
         Ok(SpcFields { sk_r1, integrity, anti_replay_seed, r2, asset_id, echo, playback_state, offline_sync })
     }
