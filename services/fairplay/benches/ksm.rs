@@ -35,8 +35,11 @@ fn main() {
     let validated = credentials::validate(&cert, &pem, None).unwrap();
     let raw_key = OaepKey::from_pkcs1_der(&validated.private_key_pkcs1).unwrap();
     let dask: [u8; 16] = hex::decode("d87ce7a26081de2e8eb8acef3a6dc179").unwrap().try_into().unwrap();
-    let provider =
-        Provider::new(OaepKey::from_pkcs1_der(&validated.private_key_pkcs1).unwrap(), [0; 16], Box::new(FixedDask(dask)));
+    let provider = Provider::new(
+        OaepKey::from_pkcs1_der(&validated.private_key_pkcs1).unwrap(),
+        [0; 16],
+        Box::new(FixedDask(dask)),
+    );
     let wrapped = SpcContainer::parse(&spc).unwrap().wrapped_key.to_vec();
     let content_key = [0x3b; 16];
     let content_iv = [0xd5; 16];

@@ -197,7 +197,7 @@ pub fn pkcs1_from_pkcs8(pkcs8: &[u8]) -> Option<Vec<u8>> {
 // generic-array 0.14 (what aes 0.8 takes) is marked deprecated in favour of 1.x, which aes 0.8 cannot use.
 #[allow(deprecated)]
 fn aes_cbc_decrypt_padded(key: &[u8], iv: &[u8], data: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    if iv.len() != 16 || data.is_empty() || data.len() % 16 != 0 {
+    if iv.len() != 16 || data.is_empty() || !data.len().is_multiple_of(16) {
         return None;
     }
     use aes::cipher::{BlockDecrypt, KeyInit, generic_array::GenericArray};

@@ -102,12 +102,7 @@ impl Provider {
 }
 
 /// The key server's work on a decrypted SPC payload: its TLLVs, the D function, [SK..R1] and its integrity check.
-pub fn open_payload(
-    payload: &[u8],
-    version: u32,
-    ask: &[u8; 16],
-    d: &dyn DFunction,
-) -> Result<OpenedSpc, SpcError> {
+pub fn open_payload(payload: &[u8], version: u32, ask: &[u8; 16], d: &dyn DFunction) -> Result<OpenedSpc, SpcError> {
     let tllvs = spc::parse_tllvs(payload)?;
     let fields = SpcFields::from_tllvs(&tllvs)?;
     let dask = Zeroizing::new(

@@ -77,7 +77,7 @@ impl<'a> SpcContainer<'a> {
         if declared != payload.len() {
             return Err(malformed(format!("the payload length says {declared} bytes; {} follow", payload.len())));
         }
-        if payload.is_empty() || payload.len() % 16 != 0 {
+        if payload.is_empty() || !payload.len().is_multiple_of(16) {
             return Err(malformed("the payload is not a whole number of AES blocks"));
         }
         Ok(SpcContainer { version, iv, wrapped_key, certificate_sha1, payload })

@@ -195,7 +195,7 @@ pub async fn list_credentials(auth: TenantAuth, vault: web::Data<SecretVault>) -
 
 async fn stored_metas(vault: &SecretVault, tenant_id: &clavis_core::ids::TenantId) -> Result<Vec<StoredMeta>> {
     let mut listed = vault.list(*tenant_id, SecretKind::FairplayCredentials).await?;
-    listed.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+    listed.sort_by_key(|info| std::cmp::Reverse(info.updated_at));
     listed
         .into_iter()
         .map(|info| serde_json::from_value(info.meta).map_err(|e| ClavisError::internal("fairplay meta", e)))
@@ -308,10 +308,13 @@ fn spc_error(err: SpcError) -> ClavisError {
     }
 }
 
+/// A credential by tenant and certificate SHA-1 (hex), with the vault version it was opened from.
+type OpenedProviders = HashMap<(uuid::Uuid, String), (DateTime<Utc>, Arc<Provider>)>;
+
 /// Opened providers, so the key server parses a private key once per credential version, not per request.
 #[derive(Default)]
 pub struct Providers {
-    opened: Mutex<HashMap<(uuid::Uuid, String), (DateTime<Utc>, Arc<Provider>)>>,
+    opened: Mutex<OpenedProviders>,
 }
 
 const MAX_CACHED_PROVIDERS: usize = 10_000;
