@@ -63,8 +63,8 @@ mod tests {
     use super::*;
 
     fn vectors() -> serde_json::Value {
-        let dir = std::env::var("CLAVIS_TEST_VECTORS").expect("CLAVIS_TEST_VECTORS must point at shared/vectors");
-        let text = std::fs::read_to_string(format!("{dir}/fairplay/d_function_hash_vectors.json")).unwrap();
+        let path = crate::tests::vectors_dir().join("fairplay/d_function_hash_vectors.json");
+        let text = std::fs::read_to_string(path).unwrap();
         serde_json::from_str(&text).unwrap()
     }
 

@@ -304,8 +304,14 @@ pub fn sha1(data: &[u8]) -> [u8; 20] {
 mod tests {
     use super::*;
 
-    fn vectors_dir() -> std::path::PathBuf {
-        std::env::var("CLAVIS_TEST_VECTORS").expect("CLAVIS_TEST_VECTORS must point at shared/vectors").into()
+    /// The shared vectors, as the integration kit finds them (`CLAVIS_TEST_VECTORS`, else beside the checkout).
+    pub(crate) fn vectors_dir() -> std::path::PathBuf {
+        let dir = std::env::var_os("CLAVIS_TEST_VECTORS").map_or_else(
+            || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
+            std::path::PathBuf::from,
+        );
+        assert!(dir.is_dir(), "test vectors not found at {} (set CLAVIS_TEST_VECTORS)", dir.display());
+        dir
     }
 
     /// Apple's development credentials and the DASk of the SDK verification set open every sample SPC to the SK,
