@@ -5,6 +5,7 @@ mod browser;
 mod clearkey;
 mod cli;
 mod cpix;
+mod fairplay;
 mod foreign_tokens;
 mod helm;
 mod hls;

@@ -170,6 +170,18 @@ catalog! {
         "The policy's `allowed_client_networks` does not include the player's IP address.";
     PolicyExpired = 5008, FORBIDDEN, "Policy expired",
         "The policy's `expires_at` has passed; no more licenses are issued under it.";
+    FairplaySpcMalformed = 5010, BAD_REQUEST, "FairPlay SPC malformed",
+        "Post the SPC the player produced, unchanged (raw bytes, base64, or an `spc=<base64>` form field); `detail` says what did not parse.";
+    FairplayCertificateUnknown = 5011, BAD_REQUEST, "FairPlay certificate unknown",
+        "The SPC was made for a certificate the tenant has not uploaded (it names certificates by SHA-1); serve the player the certificate from /license/fairplay/certificate/{site_id} or upload the one it uses.";
+    FairplaySpcUndecryptable = 5012, BAD_REQUEST, "FairPlay SPC key undecryptable",
+        "The SPC key does not decrypt with the private key of the certificate it names: the SPC is corrupt or was made for another key pair.";
+    FairplayIntegrityFailed = 5013, BAD_REQUEST, "FairPlay SPC integrity check failed",
+        "The [SK..R1] integrity value does not match: check the ASk and the D function of the uploaded credentials (development credentials use `apple-sample`), or the SPC was tampered with.";
+    FairplayNotConfigured = 5014, NOT_FOUND, "FairPlay not configured",
+        "Upload the FairPlay certificate, private key and ASk with PUT /api/v1/fairplay/credentials first.";
+    FairplayCredentialsInvalid = 5015, UNPROCESSABLE_ENTITY, "FairPlay credentials invalid",
+        "Correct the field named in `field`: a base64 DER certificate with an RSA 1024/2048 key, its PEM private key (and password when encrypted), a 32-hex ASk, and d_function apple-sample or fixed (with a 32-hex dask).";
 }
 
 impl ErrorCode {

@@ -7,6 +7,7 @@ mod api;
 pub mod clearkey;
 mod cors;
 mod entity;
+pub mod fairplay;
 mod hls;
 pub mod inspect;
 pub mod log;
@@ -25,20 +26,46 @@ pub fn configure_inspector(cfg: &mut web::ServiceConfig) {
 
 /// Register the license service's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(api::license_log).service(
-        web::scope("/license")
-            .route("/clearkey", web::post().to(api::clearkey))
-            .route("/hls-aes/{site_id}/{content_id}/{kid}", web::get().to(hls::hls_aes))
-            .route("/{tail:.*}", web::method(actix_web::http::Method::OPTIONS).to(api::preflight))
-            .default_service(web::to(api::unknown_license_path)),
-    );
+    cfg.service(api::license_log)
+        .service(fairplay::put_credentials)
+        .service(fairplay::list_credentials)
+        .service(fairplay::delete_credentials)
+        .service(
+            web::scope("/license")
+                .route("/clearkey", web::post().to(api::clearkey))
+                .route("/fairplay", web::post().to(fairplay::ksm))
+                .route("/fairplay/certificate/{site_id}", web::get().to(fairplay::certificate))
+                .route("/hls-aes/{site_id}/{content_id}/{kid}", web::get().to(hls::hls_aes))
+                .route("/{tail:.*}", web::method(actix_web::http::Method::OPTIONS).to(api::preflight))
+                .default_service(web::to(api::unknown_license_path)),
+        );
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(api::clearkey, hls::hls_aes, api::license_log, inspect::inspect),
-    components(schemas(log::LogRow, inspect::InspectRequest, inspect::Inspection, inspect::Refusal)),
-    tags((name = "licenses", description = "License issuance (called by players) and the license log"))
+    paths(
+        api::clearkey,
+        hls::hls_aes,
+        api::license_log,
+        inspect::inspect,
+        fairplay::ksm,
+        fairplay::certificate,
+        fairplay::put_credentials,
+        fairplay::list_credentials,
+        fairplay::delete_credentials
+    ),
+    components(schemas(
+        log::LogRow,
+        inspect::InspectRequest,
+        inspect::Inspection,
+        inspect::Refusal,
+        fairplay::CredentialsBody,
+        fairplay::CredentialView
+    )),
+    tags(
+        (name = "licenses", description = "License issuance (called by players) and the license log"),
+        (name = "fairplay", description = "FairPlay Streaming: provider credentials, the certificate and the key server")
+    )
 )]
 struct ApiDoc;
 

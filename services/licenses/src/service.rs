@@ -23,6 +23,7 @@ pub struct LicenseService {
     tokens: Arc<TokenService>,
     keys: Arc<KeyStore>,
     log: LicenseLog,
+    fairplay_providers: crate::fairplay::Providers,
 }
 
 /// `clavis_licenses_total{drm, outcome, code}` (code 0 for issued licenses).
@@ -78,6 +79,10 @@ impl Story {
         self.rule = rule;
     }
 
+    pub(crate) fn set_kids(&mut self, kids: Vec<Kid>) {
+        self.kids = kids;
+    }
+
     pub fn new(drm: Drm, origin: Option<String>, client_ip: Option<String>, request_id: Option<String>) -> Story {
         Story {
             drm,
@@ -124,7 +129,15 @@ fn allowed_list(policy: &clavis_core::policy::Policy) -> String {
 
 impl LicenseService {
     pub fn new(tokens: Arc<TokenService>, keys: Arc<KeyStore>, log: LicenseLog) -> LicenseService {
-        LicenseService { tokens, keys, log }
+        LicenseService { tokens, keys, log, fairplay_providers: crate::fairplay::Providers::default() }
+    }
+
+    pub(crate) fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    pub(crate) fn fairplay_providers(&self) -> &crate::fairplay::Providers {
+        &self.fairplay_providers
     }
 
     pub fn log(&self) -> &LicenseLog {
