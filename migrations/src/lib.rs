@@ -6,12 +6,17 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_initial;
 mod m20261127_000001_secrets_and_replay;
+mod m20261128_000001_console_sessions;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_initial::Migration), Box::new(m20261127_000001_secrets_and_replay::Migration)]
+        vec![
+            Box::new(m20261126_000001_initial::Migration),
+            Box::new(m20261127_000001_secrets_and_replay::Migration),
+            Box::new(m20261128_000001_console_sessions::Migration),
+        ]
     }
 }

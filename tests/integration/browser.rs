@@ -114,14 +114,14 @@ pub(crate) async fn serve_dir(dir: PathBuf) -> u16 {
     port
 }
 
-struct ChromeDriver {
+pub(crate) struct ChromeDriver {
     child: Child,
     port: u16,
     _profile: tempfile::TempDir,
 }
 
 impl ChromeDriver {
-    fn start() -> ChromeDriver {
+    pub(crate) fn start() -> ChromeDriver {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(tool("CLAVIS_CHROMEDRIVER", &["/usr/bin/chromedriver"]))
             .arg(format!("--port={port}"))
@@ -137,7 +137,7 @@ impl ChromeDriver {
         ChromeDriver { child, port, _profile: tempfile::tempdir().unwrap() }
     }
 
-    async fn browser(&self) -> fantoccini::Client {
+    pub(crate) async fn browser(&self) -> fantoccini::Client {
         let profile = self._profile.path().display().to_string();
         let mut caps = serde_json::Map::new();
         caps.insert(

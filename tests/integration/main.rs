@@ -4,6 +4,7 @@
 mod browser;
 mod clearkey;
 mod cli;
+mod console;
 mod foreign_tokens;
 mod helm;
 mod hls;
