@@ -270,11 +270,11 @@ impl Shots {
 }
 
 async fn fill(client: &fantoccini::Client, id: &str, value: &str) {
-    client.find(Locator::Id(id)).await.unwrap().send_keys(value).await.unwrap();
+    client.wait().for_element(Locator::Id(id)).await.unwrap().send_keys(value).await.unwrap();
 }
 
 async fn click(client: &fantoccini::Client, css: &str) {
-    client.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::Css(css)).await.unwrap().click().await.unwrap();
 }
 
 /// Wait (up to 10 s) until the browser shows `path`: a form submission navigates asynchronously.
@@ -290,8 +290,20 @@ async fn wait_for_path(client: &fantoccini::Client, path: &str) {
     }
 }
 
-async fn heading(client: &fantoccini::Client) -> String {
-    client.find(Locator::Css("h1")).await.unwrap().text().await.unwrap()
+/// Wait (up to 10 s) until the page's heading is `expected`; returns it.
+async fn heading_becomes(client: &fantoccini::Client, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let current = match client.find(Locator::Css("h1")).await {
+            Ok(h1) => h1.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if current == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the heading is {current:?}, expected {expected:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,14 +323,14 @@ async fn chromium_signs_up_verifies_by_mail_logs_in_creates_an_api_key_and_logs_
 
     client.goto(&app.url("/")).await.unwrap();
     shots.take(&client, "home").await;
-    client.find(Locator::LinkText("Sign up")).await.unwrap().click().await.unwrap();
-    assert_eq!(heading(&client).await, "Create your Clavis account");
+    client.wait().for_element(Locator::LinkText("Sign up")).await.unwrap().click().await.unwrap();
+    heading_becomes(&client, "Create your Clavis account").await;
     fill(&client, "organization", "Browser Films").await;
     fill(&client, "email", &email).await;
     fill(&client, "password", PASSWORD).await;
     shots.take(&client, "signup").await;
     click(&client, "form button[type=submit]").await;
-    assert_eq!(heading(&client).await, "Check your mail");
+    heading_becomes(&client, "Check your mail").await;
     shots.take(&client, "signup-done").await;
 
     // Before verification, sign-in is refused with a way to get a new mail.
@@ -326,32 +338,32 @@ async fn chromium_signs_up_verifies_by_mail_logs_in_creates_an_api_key_and_logs_
     fill(&client, "email", &email).await;
     fill(&client, "password", PASSWORD).await;
     click(&client, "form[action='/login'] button").await;
-    let error = client.find(Locator::Id("form-error")).await.unwrap().text().await.unwrap();
+    let error = client.wait().for_element(Locator::Id("form-error")).await.unwrap().text().await.unwrap();
     assert!(error.contains("verify your email"), "{error}");
-    client.find(Locator::Css("form[action='/verify/resend'] button")).await.unwrap();
+    client.wait().for_element(Locator::Css("form[action='/verify/resend'] button")).await.unwrap();
     shots.take(&client, "login-unverified").await;
 
     let mail = smtp.mail_to(&email, "/verify?token=");
     assert!(mail.contains("From: Clavis <no-reply@clavis.test>"), "{mail}");
     client.goto(&link_in(&mail, "/verify?token=")).await.unwrap();
-    assert_eq!(heading(&client).await, "Email address verified");
+    heading_becomes(&client, "Email address verified").await;
     shots.take(&client, "verified").await;
 
-    client.find(Locator::LinkText("Sign in")).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::LinkText("Sign in")).await.unwrap().click().await.unwrap();
     fill(&client, "email", &email).await;
     fill(&client, "password", PASSWORD).await;
     shots.take(&client, "login").await;
     click(&client, "form[action='/login'] button").await;
     wait_for_path(&client, "/console").await;
-    assert_eq!(heading(&client).await, "Browser Films");
-    let logout = client.find(Locator::Css("form[action='/logout'] button")).await.unwrap();
+    heading_becomes(&client, "Browser Films").await;
+    let logout = client.wait().for_element(Locator::Css("form[action='/logout'] button")).await.unwrap();
     assert_eq!(logout.text().await.unwrap(), "Log out");
     shots.take(&client, "console").await;
 
-    client.find(Locator::LinkText("API keys")).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::LinkText("API keys")).await.unwrap().click().await.unwrap();
     fill(&client, "key-name", "packaging server").await;
     click(&client, "form[action='/console/api-keys'] button").await;
-    let key = client.find(Locator::Id("new-key")).await.unwrap().text().await.unwrap();
+    let key = client.wait().for_element(Locator::Id("new-key")).await.unwrap().text().await.unwrap();
     assert!(key.starts_with("clv_"), "{key}");
     shots.take(&client, "api-key-created").await;
 
@@ -359,11 +371,12 @@ async fn chromium_signs_up_verifies_by_mail_logs_in_creates_an_api_key_and_logs_
     let keys = app.post("/api/v1/keys", &key, &json!({"content_id": "from-the-console"})).await;
     assert!(keys.status().is_success(), "{}", keys.status());
 
-    client.find(Locator::LinkText("Team")).await.unwrap().click().await.unwrap();
-    assert_eq!(heading(&client).await, "Team");
+    client.wait().for_element(Locator::LinkText("Team")).await.unwrap().click().await.unwrap();
+    heading_becomes(&client, "Team").await;
     shots.take(&client, "team").await;
-    client.find(Locator::LinkText("Sessions")).await.unwrap().click().await.unwrap();
-    let sessions = client.find(Locator::Css("tbody")).await.unwrap().text().await.unwrap();
+    client.wait().for_element(Locator::LinkText("Sessions")).await.unwrap().click().await.unwrap();
+    heading_becomes(&client, "Your sessions").await;
+    let sessions = client.wait().for_element(Locator::Css("tbody")).await.unwrap().text().await.unwrap();
     assert!(sessions.contains("(this browser)"), "{sessions}");
     shots.take(&client, "sessions").await;
 
