@@ -104,6 +104,9 @@ impl Application {
         let licenses =
             web::Data::new(LicenseService::new(tokens.clone(), keys.clone(), LicenseLog::start(platform.db.clone())));
 
+        let console = web::Data::new(
+            clavis_web::Console::new(&platform, directory.clone()).map_err(|e| anyhow::anyhow!("console: {e}"))?,
+        );
         let platform_data = web::Data::new(platform.clone());
         let (directory_handle, keys_handle, tokens_handle) = (directory.clone(), keys.clone(), tokens.clone());
         let directory = web::Data::from(directory);
@@ -125,6 +128,7 @@ impl Application {
                 .app_data(keys.clone())
                 .app_data(tokens.clone())
                 .app_data(licenses_data.clone())
+                .app_data(console.clone())
                 // The license routes come first: the router tries patterns in order, and they are the hot path.
                 .configure(|cfg| {
                     if services.licenses {

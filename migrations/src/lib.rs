@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_initial;
 mod m20261127_000001_secrets_and_replay;
+mod m20261128_000001_console_sessions;
 mod m20261128_000010_wvks_widevine_signers_and_key_periods;
 
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_initial::Migration),
             Box::new(m20261127_000001_secrets_and_replay::Migration),
+            Box::new(m20261128_000001_console_sessions::Migration),
             Box::new(m20261128_000010_wvks_widevine_signers_and_key_periods::Migration),
         ]
     }

@@ -4,6 +4,7 @@
 mod browser;
 mod clearkey;
 mod cli;
+mod console;
 mod cpix;
 mod fairplay;
 mod foreign_tokens;

@@ -1,5 +1,5 @@
-//! The server-rendered web pages (askama). For now: the home page and the error-code reference, both generated from
-//! the code (the catalog is the single source).
+//! The server-rendered web pages (askama): the home page, the error-code reference (generated from the catalog, the
+//! single source) and the tenant console (`console`).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -8,7 +8,13 @@ use askama::Template;
 use askama_web::WebTemplate;
 use clavis_core::{ClavisError, ErrorCode};
 
-const VERSION: &str = env!("CARGO_PKG_VERSION");
+mod console;
+mod mail;
+
+pub use console::{Console, LOCKOUT, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP};
+pub use mail::Mailer;
+
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// One catalog entry as the pages show it.
 pub struct EntryView {
@@ -27,32 +33,28 @@ impl From<ErrorCode> for EntryView {
 
 #[derive(Template, WebTemplate)]
 #[template(path = "home.html")]
-struct HomePage {
-    version: &'static str,
-}
+struct HomePage {}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "errors.html")]
 struct ErrorsPage {
-    version: &'static str,
     entries: Vec<EntryView>,
 }
 
 #[derive(Template, WebTemplate)]
 #[template(path = "error_entry.html")]
 struct ErrorEntryPage {
-    version: &'static str,
     entry: EntryView,
 }
 
 #[get("/")]
 async fn home() -> impl Responder {
-    HomePage { version: VERSION }
+    HomePage {}
 }
 
 #[get("/errors")]
 async fn errors() -> impl Responder {
-    ErrorsPage { version: VERSION, entries: ErrorCode::ALL.iter().copied().map(EntryView::from).collect() }
+    ErrorsPage { entries: ErrorCode::ALL.iter().copied().map(EntryView::from).collect() }
 }
 
 #[get("/errors/{code}")]
@@ -60,7 +62,7 @@ async fn error_entry(path: web::Path<String>) -> Result<HttpResponse, ClavisErro
     let entry = path.parse::<u16>().ok().and_then(ErrorCode::by_code).ok_or_else(|| {
         ClavisError::new(ErrorCode::RouteNotFound, format!("there is no error code {}", path.as_str()))
     })?;
-    let page = ErrorEntryPage { version: VERSION, entry: entry.into() };
+    let page = ErrorEntryPage { entry: entry.into() };
     let html = page.render().map_err(|e| ClavisError::internal("render", e))?;
     Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html))
 }
@@ -68,6 +70,7 @@ async fn error_entry(path: web::Path<String>) -> Result<HttpResponse, ClavisErro
 /// Register the web pages.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(home).service(errors).service(error_entry);
+    console::configure(cfg);
 }
 
 /// The error-code reference as Markdown (`docs/errors.md` is generated from this; a test keeps it current).

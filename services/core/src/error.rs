@@ -92,6 +92,26 @@ catalog! {
         "Check the site id; it is shown in the console and was printed by `clavis tenant create`.";
     TenantExists = 2005, CONFLICT, "Tenant already exists",
         "An account with this email already exists; sign in instead or use another email.";
+    NotSignedIn = 2020, UNAUTHORIZED, "Not signed in",
+        "Sign in to the console at /login; sessions end after 12 hours without use or when you log out.";
+    CsrfRejected = 2021, FORBIDDEN, "Form token missing or wrong",
+        "Reload the page and submit the form again; forms only work from the page Clavis served.";
+    LoginFailed = 2022, UNAUTHORIZED, "Email or password wrong",
+        "Check the email and password; after repeated failures sign-in is locked for a while.";
+    EmailNotVerified = 2023, FORBIDDEN, "Email address not verified",
+        "Open the link in the verification mail, or ask for a new one on the sign-in page.";
+    AccountLocked = 2024, TOO_MANY_REQUESTS, "Sign-in temporarily locked",
+        "Too many failed sign-ins for this account or address; wait 15 minutes or reset the password.";
+    LinkInvalid = 2025, BAD_REQUEST, "Link invalid or expired",
+        "The link was already used or has expired; ask for a new mail.";
+    RoleForbidden = 2026, FORBIDDEN, "Your role does not allow this",
+        "Ask an owner or admin of the account to do it, or to give you a role that may.";
+    SignUpLimited = 2027, TOO_MANY_REQUESTS, "Too many sign-ups",
+        "Too many accounts were created from this address; wait an hour and try again.";
+    ApiKeyNotFound = 2028, NOT_FOUND, "API key not found",
+        "The key does not exist in this account; reload the API keys page.";
+    MemberExists = 2029, CONFLICT, "Member already exists",
+        "That email already has an account; each email belongs to one account.";
 
     // 3xxx: contents and keys
     ContentNotFound = 3001, NOT_FOUND, "Content not found",

@@ -48,6 +48,18 @@ pub struct CreatedTenant {
     pub api_key_id: Uuid,
 }
 
+/// An API key as the console lists it.
+#[derive(Clone, Debug)]
+pub struct ApiKeyInfo {
+    pub id: Uuid,
+    pub name: String,
+    /// The key's first characters, so people can tell which key a backend uses.
+    pub prefix: String,
+    pub created_at: chrono::DateTime<Utc>,
+    pub last_used_at: Option<chrono::DateTime<Utc>>,
+    pub revoked_at: Option<chrono::DateTime<Utc>>,
+}
+
 pub struct NewTenant {
     pub name: String,
     pub email: Email,
@@ -171,6 +183,48 @@ impl Directory {
     /// Create another API key for a tenant. The key is returned only here; the database keeps its SHA-256.
     pub async fn create_api_key(&self, tenant_id: TenantId, name: &str) -> Result<(String, Uuid)> {
         insert_api_key(&self.platform.db, tenant_id, name).await
+    }
+
+    /// The tenant's API keys (revoked ones too, so the page can show when), newest first. Never the key itself.
+    pub async fn api_keys(&self, tenant_id: TenantId) -> Result<Vec<ApiKeyInfo>> {
+        use sea_orm::QueryOrder;
+        Ok(api_keys::Entity::find()
+            .filter(api_keys::Column::TenantId.eq(tenant_id.0))
+            .order_by_desc(api_keys::Column::CreatedAt)
+            .all(&self.platform.db)
+            .await?
+            .into_iter()
+            .map(|row| ApiKeyInfo {
+                id: row.id,
+                name: row.name,
+                prefix: row.prefix,
+                created_at: row.created_at,
+                last_used_at: row.last_used_at,
+                revoked_at: row.revoked_at,
+            })
+            .collect())
+    }
+
+    /// Revoke one of the tenant's keys. A key id of another tenant is "not found", exactly like an unknown one.
+    pub async fn revoke_api_key(&self, tenant_id: TenantId, key_id: Uuid) -> Result<()> {
+        let row = api_keys::Entity::find_by_id(key_id)
+            .filter(api_keys::Column::TenantId.eq(tenant_id.0))
+            .one(&self.platform.db)
+            .await?
+            .ok_or_else(|| ClavisError::new(ErrorCode::ApiKeyNotFound, "no such API key in this account"))?;
+        if row.revoked_at.is_none() {
+            api_keys::Entity::update_many()
+                .col_expr(api_keys::Column::RevokedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+                .filter(api_keys::Column::Id.eq(key_id))
+                .filter(api_keys::Column::TenantId.eq(tenant_id.0))
+                .exec(&self.platform.db)
+                .await?;
+        }
+        // This instance stops accepting the key at once; others within CACHE_TTL.
+        if let Ok(hash) = <[u8; 32]>::try_from(hex::decode(&row.key_hash).unwrap_or_default().as_slice()) {
+            self.by_key_hash.invalidate(&hash).await;
+        }
+        Ok(())
     }
 
     /// Create a platform support account (`clavis staff create`).

@@ -5,6 +5,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod accounts;
 mod api;
 mod auth;
 mod directory;
@@ -15,8 +16,9 @@ pub mod secrets;
 
 use actix_web::web;
 
+pub use accounts::{Accounts, LinkPurpose, Member, SessionInfo, SignIn};
 pub use auth::TenantAuth;
-pub use directory::{ApiKeyIdentity, CreatedTenant, Directory, NewTenant};
+pub use directory::{ApiKeyIdentity, ApiKeyInfo, CreatedTenant, Directory, NewTenant};
 pub use model::{Email, Role, Tenant, TenantSettings, TenantStatus};
 pub use secrets::{Secret, SecretKind, SecretVault};
 

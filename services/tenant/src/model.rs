@@ -210,6 +210,16 @@ impl Role {
             Role::Owner => "owner",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "developer" => Some(Role::Developer),
+            "admin" => Some(Role::Admin),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
