@@ -112,6 +112,9 @@ fn read_password_stdin() -> anyhow::Result<SecretString> {
 
 #[tokio::main]
 async fn main() {
+    // One TLS provider for the whole process (outgoing SMTP today): ring, the only one compiled in. Installing it
+    // explicitly keeps a dependency that enables another provider from making rustls refuse to choose at first use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if let Err(err) = run().await {
         eprintln!("error: {err:#}");
         std::process::exit(1);
