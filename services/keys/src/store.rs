@@ -48,6 +48,30 @@ fn seal_context(tenant_id: TenantId, kid: &Kid) -> String {
     format!("content_key/{tenant_id}/{kid}")
 }
 
+/// The row that stores `key` (sealed) as the content's key number `ordinal`.
+fn key_row(
+    master_key: &crypto::MasterKey,
+    tenant_id: TenantId,
+    content_ref: Uuid,
+    ordinal: i32,
+    key: &ContentKey,
+    now: chrono::DateTime<Utc>,
+) -> Result<content_keys::ActiveModel> {
+    Ok(content_keys::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        tenant_id: Set(tenant_id.0),
+        content_ref: Set(content_ref),
+        ordinal: Set(ordinal),
+        track_type: Set(key.track_type.as_str().to_owned()),
+        kid: Set(key.kid.to_hex()),
+        key_sealed: Set(master_key.seal(&seal_context(tenant_id, &key.kid), &*key.key)?),
+        iv: Set(hex::encode(key.iv)),
+        source: Set(key.source.as_str().to_owned()),
+        created_at: Set(now),
+        period_index: Set(key.period.map(i64::from)),
+    })
+}
+
 /// The content-key column, for master-key rotation (`clavis master-key rotate`).
 pub const SEALED: clavis_core::rekey::SealedColumn = clavis_core::rekey::SealedColumn {
     table: "content_keys",
@@ -168,19 +192,8 @@ impl KeyStore {
             .iter()
             .enumerate()
             .map(|(ordinal, k)| {
-                Ok(content_keys::ActiveModel {
-                    id: Set(Uuid::new_v4()),
-                    tenant_id: Set(tenant_id.0),
-                    content_ref: Set(content_ref),
-                    ordinal: Set(i32::try_from(ordinal).unwrap_or(i32::MAX)),
-                    track_type: Set(k.track_type.as_str().to_owned()),
-                    kid: Set(k.kid.to_hex()),
-                    key_sealed: Set(self.platform.master_key.seal(&seal_context(tenant_id, &k.kid), &*k.key)?),
-                    iv: Set(hex::encode(k.iv)),
-                    source: Set(k.source.as_str().to_owned()),
-                    created_at: Set(now),
-                    period_index: Set(k.period.map(i64::from)),
-                })
+                let ordinal = i32::try_from(ordinal).unwrap_or(i32::MAX);
+                key_row(&self.platform.master_key, tenant_id, content_ref, ordinal, k, now)
             })
             .collect::<Result<Vec<_>>>()?;
         content_keys::Entity::insert_many(rows).exec_without_returning(&txn).await.map_err(|e| {
@@ -468,19 +481,8 @@ impl KeyStore {
             .iter()
             .enumerate()
             .map(|(i, k)| {
-                Ok(content_keys::ActiveModel {
-                    id: Set(Uuid::new_v4()),
-                    tenant_id: Set(tenant_id.0),
-                    content_ref: Set(content.id),
-                    ordinal: Set(last.saturating_add(1).saturating_add(i32::try_from(i).unwrap_or(i32::MAX))),
-                    track_type: Set(k.track_type.as_str().to_owned()),
-                    kid: Set(k.kid.to_hex()),
-                    key_sealed: Set(self.platform.master_key.seal(&seal_context(tenant_id, &k.kid), &*k.key)?),
-                    iv: Set(hex::encode(k.iv)),
-                    source: Set(k.source.as_str().to_owned()),
-                    created_at: Set(now),
-                    period_index: Set(k.period.map(i64::from)),
-                })
+                let ordinal = last.saturating_add(1).saturating_add(i32::try_from(i).unwrap_or(i32::MAX));
+                key_row(&self.platform.master_key, tenant_id, content.id, ordinal, k, now)
             })
             .collect::<Result<Vec<_>>>()?;
         let inserted = content_keys::Entity::insert_many(rows).exec_without_returning(&txn).await;

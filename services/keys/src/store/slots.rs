@@ -94,19 +94,15 @@ impl KeyStore {
                 let kid = slot_kid(tenant_id, content_id, slot);
                 let key = key_for(&kid)?;
                 let ordinal = i32::try_from(next_ordinal + i as u64).unwrap_or(i32::MAX);
-                Ok(content_keys::ActiveModel {
-                    id: Set(Uuid::new_v4()),
-                    tenant_id: Set(tenant_id.0),
-                    content_ref: Set(content_ref),
-                    ordinal: Set(ordinal),
-                    track_type: Set(slot.track_type.as_str().to_owned()),
-                    kid: Set(kid.to_hex()),
-                    key_sealed: Set(self.platform.master_key.seal(&seal_context(tenant_id, &kid), &*key)?),
-                    iv: Set(hex::encode(crypto::random_array::<16>()?)),
-                    source: Set(source.as_str().to_owned()),
-                    created_at: Set(now),
-                    period_index: Set(slot.period.map(i64::from)),
-                })
+                let made = ContentKey {
+                    track_type: slot.track_type,
+                    kid,
+                    key,
+                    iv: crypto::random_array::<16>()?,
+                    source,
+                    period: slot.period,
+                };
+                key_row(&self.platform.master_key, tenant_id, content_ref, ordinal, &made, now)
             })
             .collect::<Result<Vec<_>>>()?;
         // A KID that is already there was made by a racing request (the same slot): keep that one.
