@@ -632,6 +632,38 @@ async fn shaka_packager_encrypts_with_clavis_keys_that_decrypt_and_play_with_a_c
     assert_eq!(state["licenseStatus"], 200, "{state}");
 }
 
+/// Readers racing writers of new periods: a cache fill that read the database just before a period's keys committed
+/// must not be kept, or the content's set would lack those keys (and `GET` once answered 500 for a content caught
+/// between its row and its first keys).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periods_written_while_others_read_are_never_lost_or_half_seen() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Racing Readers").await;
+    for round in 0..3 {
+        let content = format!("race-{round}");
+        let mut tasks = Vec::new();
+        for period in 0..12u64 {
+            let (http, api_key) = (app.http.clone(), tenant.api_key.clone());
+            let (post, get) = (app.url("/api/v1/keys"), app.url(&format!("/api/v1/keys/{content}")));
+            let body = json!({"content_id": content, "tracks": ["SD"], "period": {"index": period}});
+            tasks.push(tokio::spawn(async move {
+                let made = http.post(post).bearer_auth(&api_key).json(&body).send().await.unwrap();
+                let made_status = made.status().as_u16();
+                let read = http.get(get).bearer_auth(&api_key).send().await.unwrap().status().as_u16();
+                (made_status, read)
+            }));
+        }
+        for task in tasks {
+            let (made, read) = task.await.unwrap();
+            assert_eq!(made, 201, "round {round}: every period is new");
+            assert!(read == 200 || read == 404, "round {round}: a read during the writes answered {read}");
+        }
+        let stored = stored_keys(&app, &tenant, &content).await;
+        let periods: BTreeSet<u64> = stored.values().filter_map(|v| v.2).collect();
+        assert_eq!(periods, (0..12).collect::<BTreeSet<_>>(), "round {round}: every period's key is in the set");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shaka_packager_rotates_keys_per_crypto_period_and_every_segment_decrypts() {
     let app = TestApp::spawn().await;

@@ -35,12 +35,19 @@ pub struct KeyStore {
     platform: Platform,
     vault: Arc<SecretVault>,
     cache: Cache<(TenantId, ContentId), Arc<ContentKeySet>>,
+    /// Bumped by every write to a content's keys, before its cache entry is dropped. A cache fill that began under an
+    /// older value may have read the database before that write committed: its set must not be kept (moka would
+    /// otherwise store it after the invalidation, and every later reader, the writer included, would see a set that
+    /// lacks the new keys until the TTL).
+    writes: std::sync::atomic::AtomicU64,
 }
 
 /// Why a cache fill produced nothing: not an error to cache.
 #[derive(Clone)]
 enum Miss {
     Absent,
+    /// The fill raced a write; its answer is not kept (the caller reads afresh).
+    Stale,
     Failed(ClavisError),
 }
 
@@ -90,7 +97,14 @@ impl KeyStore {
             platform,
             vault,
             cache: Cache::builder().max_capacity(CACHE_CAPACITY).time_to_live(CACHE_TTL).build(),
+            writes: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Drop the content's cached keys after a write committed, so the next read sees it.
+    async fn forget(&self, tenant_id: TenantId, content_id: &ContentId) {
+        self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.cache.invalidate(&(tenant_id, content_id.clone())).await;
     }
 
     /// The base URL license URLs in signalling data start with.
@@ -150,10 +164,17 @@ impl KeyStore {
                 Ok((set, true))
             }
             false => {
-                let existing = self
-                    .load(tenant_id, &content_id)
-                    .await?
-                    .ok_or_else(|| ClavisError::internal("keys", "content row exists without being readable"))?;
+                let existing = match self.load(tenant_id, &content_id).await? {
+                    Some(existing) => existing,
+                    // The content exists without keys (a row an earlier version left behind): give it these.
+                    None => {
+                        self.append_keys(tenant_id, &content_id, &fresh).await?;
+                        self.forget(tenant_id, &content_id).await;
+                        self.load(tenant_id, &content_id)
+                            .await?
+                            .ok_or_else(|| ClavisError::internal("keys", "content has no keys after adding them"))?
+                    }
+                };
                 if let KeyPlan::Import(_) = plan
                     && !same_keys(&existing.keys, &fresh)
                 {
@@ -220,7 +241,12 @@ impl KeyStore {
         let found = self
             .cache
             .try_get_with(key, async {
-                match self.load(tenant_id, content_id).await {
+                let writes = self.writes.load(std::sync::atomic::Ordering::SeqCst);
+                let loaded = self.load(tenant_id, content_id).await;
+                if self.writes.load(std::sync::atomic::Ordering::SeqCst) != writes {
+                    return Err(Miss::Stale);
+                }
+                match loaded {
                     Ok(Some(set)) => Ok(set),
                     Ok(None) => Err(Miss::Absent),
                     Err(e) => Err(Miss::Failed(e)),
@@ -231,6 +257,7 @@ impl KeyStore {
             Ok(set) => Ok(Some(set)),
             Err(miss) => match &*miss {
                 Miss::Absent => Ok(None),
+                Miss::Stale => self.load(tenant_id, content_id).await,
                 Miss::Failed(e) => Err(e.clone()),
             },
         }
@@ -263,6 +290,11 @@ impl KeyStore {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        if keys.is_empty() {
+            // Not reachable through Clavis's own writes (a content and its first keys commit together), but a set
+            // with no keys has nothing to sign or signal: treat it as no content.
+            return Ok(None);
+        }
         let policy = content
             .policy
             .as_deref()
@@ -286,7 +318,7 @@ impl KeyStore {
             .filter(contents::Column::ContentId.eq(content_id.as_str()))
             .exec(&self.platform.db)
             .await?;
-        self.cache.invalidate(&(tenant_id, content_id.clone())).await;
+        self.forget(tenant_id, content_id).await;
         Ok(result.rows_affected > 0)
     }
 
@@ -376,7 +408,7 @@ impl KeyStore {
         };
         if !missing(&set).is_empty() {
             // The cache may predate keys another instance made: ask the database before making any.
-            self.cache.invalidate(&(tenant_id, content_id.clone())).await;
+            self.forget(tenant_id, content_id).await;
             set = self.get(tenant_id, content_id).await?;
         }
         let to_make = missing(&set);
@@ -401,7 +433,7 @@ impl KeyStore {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let inserted = self.append_keys(tenant_id, content_id, &fresh).await;
-            self.cache.invalidate(&(tenant_id, content_id.clone())).await;
+            self.forget(tenant_id, content_id).await;
             match inserted {
                 Ok(()) => {}
                 // Another request made (some of) them first: theirs stand, as read back below.

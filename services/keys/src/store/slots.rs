@@ -79,12 +79,13 @@ impl KeyStore {
             }
         }
         let key_for = self.key_maker(tenant_id, source).await?;
-        let content_ref = self.content_ref(tenant_id, content_id).await?;
-        let db = &self.platform.db;
+        // The content row and its new keys in one transaction: a reader never sees the content without the keys.
+        let txn = self.platform.db.begin().await?;
+        let content_ref = content_ref(&txn, tenant_id, content_id).await?;
         let next_ordinal = content_keys::Entity::find()
             .filter(content_keys::Column::TenantId.eq(tenant_id.0))
             .filter(content_keys::Column::ContentRef.eq(content_ref))
-            .count(db)
+            .count(&txn)
             .await?;
         let now = Utc::now();
         let rows = missing
@@ -112,9 +113,10 @@ impl KeyStore {
                     .do_nothing()
                     .to_owned(),
             )
-            .exec_without_returning(db)
+            .exec_without_returning(&txn)
             .await?;
-        self.cache.invalidate(&(tenant_id, content_id.clone())).await;
+        txn.commit().await?;
+        self.forget(tenant_id, content_id).await;
         let set = self
             .get(tenant_id, content_id)
             .await?
@@ -127,29 +129,8 @@ impl KeyStore {
 
     /// The content's keys read afresh from the database (for a caller that met a KID the cached set lacks).
     pub async fn refresh(&self, tenant_id: TenantId, content_id: &ContentId) -> Result<Option<Arc<ContentKeySet>>> {
-        self.cache.invalidate(&(tenant_id, content_id.clone())).await;
+        self.forget(tenant_id, content_id).await;
         self.get(tenant_id, content_id).await
-    }
-
-    /// The id of the content's row, inserting the content (with no keys yet) when it is new.
-    async fn content_ref(&self, tenant_id: TenantId, content_id: &ContentId) -> Result<Uuid> {
-        let db = &self.platform.db;
-        contents::Entity::insert(contents::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            tenant_id: Set(tenant_id.0),
-            content_id: Set(content_id.to_string()),
-            created_at: Set(Utc::now()),
-            policy: Set(None),
-        })
-        .on_conflict(
-            OnConflict::columns([contents::Column::TenantId, contents::Column::ContentId]).do_nothing().to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
-        let content = find_content(db, tenant_id, content_id)
-            .await?
-            .ok_or_else(|| ClavisError::internal("key slots", "content row missing after insert"))?;
-        Ok(content.id)
     }
 
     /// How new keys get their value: random bytes, or the tenant's PlayReady key seed and the KID.
@@ -172,6 +153,24 @@ impl KeyStore {
             KeySource::Random | KeySource::Imported => Ok(Box::new(|_| Ok(Zeroizing::new(crypto::random_array()?)))),
         }
     }
+}
+
+/// The id of the content's row, inserting the content when it is new (inside the caller's transaction).
+async fn content_ref(db: &impl ConnectionTrait, tenant_id: TenantId, content_id: &ContentId) -> Result<Uuid> {
+    contents::Entity::insert(contents::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        tenant_id: Set(tenant_id.0),
+        content_id: Set(content_id.to_string()),
+        created_at: Set(Utc::now()),
+        policy: Set(None),
+    })
+    .on_conflict(OnConflict::columns([contents::Column::TenantId, contents::Column::ContentId]).do_nothing().to_owned())
+    .exec_without_returning(db)
+    .await?;
+    let content = find_content(db, tenant_id, content_id)
+        .await?
+        .ok_or_else(|| ClavisError::internal("key slots", "content row missing after insert"))?;
+    Ok(content.id)
 }
 
 #[cfg(test)]
