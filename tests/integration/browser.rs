@@ -79,7 +79,8 @@ pub(crate) fn test_clip(dir: &Path, seconds: u32) {
     );
 }
 
-/// A plain static file server on its own port (another origin than Clavis, as a real player page would be).
+/// A plain static file server on its own port (another origin than Clavis, as a real player page would be). It
+/// honours single byte ranges like any CDN: players read on-demand MP4s (`SegmentBase`) by range, and dash.js needs it.
 pub(crate) async fn serve_dir(dir: PathBuf) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -87,24 +88,30 @@ pub(crate) async fn serve_dir(dir: PathBuf) -> u16 {
         let dir = dir.clone();
         App::new().route(
             "/{file}",
-            web::get().to(move |file: web::Path<String>| {
+            web::get().to(move |file: web::Path<String>, request: actix_web::HttpRequest| {
                 let dir = dir.clone();
                 async move {
                     let name = file.into_inner();
                     if name.contains('/') || name.contains("..") {
                         return HttpResponse::NotFound().finish();
                     }
-                    match std::fs::read(dir.join(&name)) {
-                        Ok(bytes) => {
-                            let kind = match name.rsplit_once('.').map(|(_, ext)| ext) {
-                                Some("html") => "text/html; charset=utf-8",
-                                Some("js") => "text/javascript",
-                                Some("mpd") => "application/dash+xml",
-                                _ => "application/octet-stream",
-                            };
-                            HttpResponse::Ok().content_type(kind).body(bytes)
+                    let Ok(bytes) = std::fs::read(dir.join(&name)) else { return HttpResponse::NotFound().finish() };
+                    let kind = match name.rsplit_once('.').map(|(_, ext)| ext) {
+                        Some("html") => "text/html; charset=utf-8",
+                        Some("js") => "text/javascript",
+                        Some("mpd") => "application/dash+xml",
+                        _ => "application/octet-stream",
+                    };
+                    let range = request.headers().get("range").and_then(|v| v.to_str().ok()).and_then(byte_range);
+                    match range {
+                        Some((start, end)) if start < bytes.len() => {
+                            let end = end.unwrap_or(bytes.len() - 1).min(bytes.len() - 1);
+                            HttpResponse::PartialContent()
+                                .content_type(kind)
+                                .insert_header(("Content-Range", format!("bytes {start}-{end}/{}", bytes.len())))
+                                .body(bytes[start..=end].to_vec())
                         }
-                        Err(_) => HttpResponse::NotFound().finish(),
+                        _ => HttpResponse::Ok().content_type(kind).body(bytes),
                     }
                 }
             }),
@@ -116,6 +123,14 @@ pub(crate) async fn serve_dir(dir: PathBuf) -> u16 {
     .run();
     tokio::spawn(server);
     port
+}
+
+/// `bytes=START-` or `bytes=START-END` (the only forms players send).
+fn byte_range(header: &str) -> Option<(usize, Option<usize>)> {
+    let (start, end) = header.strip_prefix("bytes=")?.split_once('-')?;
+    let start = start.parse().ok()?;
+    let end = if end.is_empty() { None } else { Some(end.parse().ok()?) };
+    Some((start, end)).filter(|(s, e)| e.is_none_or(|e| e >= *s))
 }
 
 pub(crate) struct ChromeDriver {

@@ -1,5 +1,5 @@
 //! The player snippets of docs/players.md, run as written: the example pages in docs/examples/players/ with Shaka
-//! Player from npm (tools/package.json), in headless Chromium, against DASH content packaged by Shaka
+//! Player and dash.js from npm (tools/package.json), in headless Chromium, against DASH content packaged by Shaka
 //! Packager with a Clavis key and licenses from Clavis.
 
 use std::path::PathBuf;
@@ -14,9 +14,67 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The players under test: (example page, the library file it loads, where npm put that file).
-const PLAYERS: &[(&str, &str, &str)] =
-    &[("shaka.html", "shaka-player.compiled.js", "tools/node_modules/shaka-player/dist/shaka-player.compiled.js")];
+/// A player under test: its example page, the library file the page loads, where npm put that file, and the MPD it
+/// plays (docs/players.md says why dash.js gets its own).
+struct Player {
+    page: &'static str,
+    library: &'static str,
+    installed: &'static str,
+    manifest: &'static str,
+}
+
+const PLAYERS: &[Player] = &[
+    Player {
+        page: "shaka.html",
+        library: "shaka-player.compiled.js",
+        installed: "tools/node_modules/shaka-player/dist/shaka-player.compiled.js",
+        manifest: "enc.mpd",
+    },
+    Player {
+        page: "dashjs.html",
+        library: "dash.all.min.js",
+        installed: "tools/node_modules/dashjs/dist/modern/umd/dash.all.min.js",
+        manifest: "clavis.mpd",
+    },
+];
+
+/// Shaka Packager's MPD with its `ContentProtection` elements replaced by the content's signalling from Clavis
+/// (`signalling.dash` of `GET /api/v1/keys/{content_id}`), as docs/players.md tells dash.js users: without the W3C
+/// common-PSSH element, which dash.js 5.2.1 hands to Chromium as `keyids` init data (refused with a TypeError).
+fn mpd_for_dashjs(packaged: &str, signalling: &str) -> String {
+    let mut kept = Vec::new();
+    let mut element = String::new();
+    for line in signalling.lines() {
+        element.push_str(line);
+        element.push('\n');
+        if line.starts_with("<ContentProtection") && line.ends_with("/>") || line.starts_with("</ContentProtection>") {
+            if !element.contains("urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b") {
+                kept.push(std::mem::take(&mut element));
+            }
+            element.clear();
+        }
+    }
+    assert!(kept.iter().any(|e| e.contains("clearkey:Laurl")), "Clavis signals ClearKey with its license URL");
+    let mut mpd = String::new();
+    let mut skipping = false;
+    for line in packaged.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("<ContentProtection") {
+            skipping = !trimmed.ends_with("/>");
+            continue;
+        }
+        if skipping {
+            skipping = !trimmed.starts_with("</ContentProtection>");
+            continue;
+        }
+        if trimmed.starts_with("<Representation") {
+            mpd.push_str(&kept.concat());
+        }
+        mpd.push_str(line);
+        mpd.push('\n');
+    }
+    mpd
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_player_pages_play_with_clavis_licenses() {
@@ -28,17 +86,20 @@ async fn the_documented_player_pages_play_with_clavis_licenses() {
 
     let media = tempfile::tempdir().unwrap();
     package(media.path(), kid, key);
-    for (page, library, installed) in PLAYERS {
-        let source = repo().join(installed);
+    let packaged = std::fs::read_to_string(media.path().join("enc.mpd")).unwrap();
+    let signalling = keys["signalling"]["dash"].as_str().unwrap();
+    std::fs::write(media.path().join("clavis.mpd"), mpd_for_dashjs(&packaged, signalling)).unwrap();
+    for player in PLAYERS {
+        let source = repo().join(player.installed);
         assert!(source.is_file(), "{} is missing: run scripts/test (it runs npm ci in tools/)", source.display());
-        std::fs::copy(&source, media.path().join(library)).unwrap();
-        std::fs::copy(repo().join("docs/examples/players").join(page), media.path().join(page)).unwrap();
+        std::fs::copy(&source, media.path().join(player.library)).unwrap();
+        std::fs::copy(repo().join("docs/examples/players").join(player.page), media.path().join(player.page)).unwrap();
     }
     let media_port = serve_dir(media.path().to_path_buf()).await;
-    let page_url = |page: &str, token: &str| {
-        let mut url = reqwest::Url::parse(&format!("http://127.0.0.1:{media_port}/{page}")).unwrap();
+    let page_url = |player: &Player, token: &str| {
+        let mut url = reqwest::Url::parse(&format!("http://127.0.0.1:{media_port}/{}", player.page)).unwrap();
         url.query_pairs_mut()
-            .append_pair("manifest", &format!("http://127.0.0.1:{media_port}/enc.mpd"))
+            .append_pair("manifest", &format!("http://127.0.0.1:{media_port}/{}", player.manifest))
             .append_pair("license", &format!("{}/license/clearkey", app.base))
             .append_pair("token", token);
         url.to_string()
@@ -46,15 +107,19 @@ async fn the_documented_player_pages_play_with_clavis_licenses() {
 
     let driver = ChromeDriver::start();
     let client = driver.browser().await;
-    for (page, _, _) in PLAYERS {
+    for player in PLAYERS {
+        let page = player.page;
         let token = app.token_for(&tenant, "viewer", "docs-clip").await;
-        let state = play(&client, &page_url(page, &token), 2.0, Duration::from_secs(30)).await;
+        let state = play(&client, &page_url(player, &token), 2.0, Duration::from_secs(30)).await;
         assert!(state["currentTime"].as_f64().unwrap() > 2.0, "{page} plays with a Clavis license: {state}");
+        assert_eq!(state["licenseStatus"], 200, "{page}: {state}");
 
         let wrong = app.token_for(&tenant, "viewer", "another-clip").await;
-        let state = play(&client, &page_url(page, &wrong), 2.0, Duration::from_secs(8)).await;
+        let state = play(&client, &page_url(player, &wrong), 2.0, Duration::from_secs(8)).await;
         assert!(state["currentTime"].as_f64().unwrap() < 0.1, "{page} must not play without the key: {state}");
         assert!(state["error"].is_string(), "{page} reports the refusal: {state}");
+        assert_eq!(state["licenseStatus"], 403, "{page}: {state}");
+        assert_eq!(state["licenseError"], "4008", "{page} reads the catalog code of the refusal: {state}");
     }
     client.close().await.unwrap();
 
