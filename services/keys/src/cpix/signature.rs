@@ -236,7 +236,8 @@ fn verify_one(
     let certificate = Certificate::from_der(&certificate)
         .map_err(|e| invalid(format!("{which}: the KeyInfo certificate is not X.509 DER: {e}")))?;
     let signer = certificate.tbs_certificate.subject.to_string();
-    let (algorithm, public_key) = verification_key(&certificate, signature_uri).map_err(|e| in_signature(which, e))?;
+    let (verification, public_key) =
+        verification_key(&certificate, signature_uri).map_err(|e| in_signature(which, e))?;
 
     // Each reference's digest over its transformed node set.
     let mut covers = Vec::with_capacity(references.len());
@@ -310,7 +311,7 @@ fn verify_one(
     let value =
         ds_child(doc, signature, "SignatureValue").ok_or_else(|| invalid(format!("{which} has no SignatureValue")))?;
     let value = base64_of(doc, value, &format!("{which}: SignatureValue"))?;
-    UnparsedPublicKey::new(algorithm, public_key).verify(&signed_info_octets, &value).map_err(|_| {
+    UnparsedPublicKey::new(verification, public_key).verify(&signed_info_octets, &value).map_err(|_| {
         invalid(format!(
             "{which} (signed by {signer}) over {}: signature mismatch, SignatureValue does not verify with the KeyInfo \
              certificate's key (SignedInfo changed, wrong key, or an RSA key outside 2048-8192 bits)",
