@@ -144,10 +144,11 @@ fn id_map(doc: &Document<'_>) -> Result<HashMap<String, NodeId>, CpixError> {
     for node in doc.descendants(doc.root()) {
         let Some(element) = doc.element(node) else { continue };
         for attribute in &element.attributes {
-            if attribute.name.namespace_uri.is_none() && matches!(&*attribute.name.local_name, "id" | "Id" | "ID") {
-                if ids.insert(attribute.value.to_string(), node).is_some() {
-                    return Err(invalid(format!("two elements carry the id {:?}", attribute.value)));
-                }
+            if attribute.name.namespace_uri.is_none()
+                && matches!(&*attribute.name.local_name, "id" | "Id" | "ID")
+                && ids.insert(attribute.value.to_string(), node).is_some()
+            {
+                return Err(invalid(format!("two elements carry the id {:?}", attribute.value)));
             }
         }
     }
