@@ -612,3 +612,53 @@ fn dashif_encrypted_vector_opens_with_cert1_to_the_documented_keys() {
     let opener = Opener::new(&pkcs8.stdout, wrong.recipients[0].wrapped.as_ref().unwrap()).unwrap();
     assert!(wrong.content_keys.iter().any(|k| opener.open(k.value.as_ref().unwrap()).is_err()));
 }
+
+/// Complex.xml as text with one character of `region` (found after `anchor`) replaced, so it differs by one byte.
+fn complex_with_one_byte_changed(anchor: &str, skip: usize) -> Vec<u8> {
+    let text = String::from_utf8(read("dashif-cpix-test-vectors/Complex.xml")).unwrap();
+    let at = text.find(anchor).unwrap() + anchor.len() + skip;
+    let replacement = if &text[at..at + 1] == "A" { "B" } else { "A" };
+    let mut changed = text.clone();
+    changed.replace_range(at..at + 1, replacement);
+    assert_ne!(changed, text);
+    changed.into_bytes()
+}
+
+#[tokio::test]
+async fn signed_dashif_vectors_are_verified() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("Signed").await;
+    // Every signature of the signed vectors verifies (UTF-16, odd prefixes and ids, comments added after signing).
+    for (vector, content) in [("Complex.xml", "signed-complex"), ("EvenMoreComplex.xml", "signed-even-more")] {
+        let body = read(&format!("dashif-cpix-test-vectors/{vector}"));
+        answered(&app, &tenant, &format!("{V1}?content_id={content}"), body).await;
+    }
+    // The DASH-IF vectors whose signatures are broken: a content key removed after signing, a namespace declaration
+    // added to the signed root.
+    let path = format!("{V1}?content_id=signed-bad");
+    let keys =
+        refused(&app, &tenant, &path, read("dashif-cpix-test-vectors/Invalid_BadContentKeysSignature.xml"), 422, 3015)
+            .await;
+    assert!(keys.contains("over ContentKeyList") && keys.contains("digest mismatch"), "{keys}");
+    let document =
+        refused(&app, &tenant, &path, read("dashif-cpix-test-vectors/Invalid_BadDocumentSignature.xml"), 422, 3015)
+            .await;
+    assert!(document.contains("over the document") && document.contains("digest mismatch"), "{document}");
+
+    // One byte of a KID inside the signed ContentKeyList.
+    let kid = refused(&app, &tenant, &path, complex_with_one_byte_changed("<ContentKey kid=\"", 3), 422, 3015).await;
+    assert!(kid.contains("over ContentKeyList") && kid.contains("digest mismatch"), "{kid}");
+    // One byte of a SignatureValue: the digests still match, the signature does not.
+    let value = refused(&app, &tenant, &path, complex_with_one_byte_changed("<SignatureValue>", 20), 422, 3015).await;
+    assert!(value.contains("signature mismatch") && value.contains("CPIX Example Entity"), "{value}");
+
+    // An algorithm Clavis does not verify is a clear 422 too.
+    let text = String::from_utf8(read("dashif-cpix-test-vectors/Complex.xml")).unwrap();
+    let sha1 = text.replacen("http://www.w3.org/2001/04/xmlenc#sha512", "http://www.w3.org/2000/09/xmldsig#sha1", 1);
+    let unsupported = refused(&app, &tenant, &path, sha1.into_bytes(), 422, 3016).await;
+    assert!(unsupported.contains("sha1"), "{unsupported}");
+
+    // Nothing of the refused documents was stored.
+    let response = app.get("/api/v1/keys/signed-bad", &tenant.api_key).await;
+    assert_eq!(response.status(), 404);
+}

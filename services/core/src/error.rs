@@ -132,6 +132,10 @@ catalog! {
         "Name recipients with an X.509 certificate holding an RSA key of at least 2048 bits, signed with SHA-256 or stronger.";
     CpixKeyConflict = 3014, CONFLICT, "CPIX key differs from the stored key",
         "A ContentKey in the document carries a value for a KID that already has a different key; leave the value out to receive the stored key.";
+    CpixSignatureInvalid = 3015, UNPROCESSABLE_ENTITY, "CPIX signature invalid",
+        "A ds:Signature in the document does not verify; `detail` names the signature, the element it covers and whether the digest (content changed after signing) or the SignatureValue (SignedInfo changed or wrong key) failed. Sign again after the last change, or send the document unsigned.";
+    CpixSignatureUnsupported = 3016, UNPROCESSABLE_ENTITY, "CPIX signature algorithm unsupported",
+        "Sign with RSA PKCS#1 v1.5 (rsa-sha256/384/512) or ECDSA (P-256/384/521), SHA-256/384/512 digests, C14N 1.0/1.1 or exclusive C14N, enveloped-signature, references to the document or to an element id, and the signer certificate in KeyInfo/X509Data.";
     WidevineSignatureInvalid = 3020, FORBIDDEN, "Widevine key request signature invalid",
         "Sign with the key registered for the signer: the packager's --aes_signing_key and --aes_signing_iv (or --rsa_signing_key_path) must match PUT /api/v1/widevine/signers/{name}.";
     WidevineSignerUnknown = 3021, FORBIDDEN, "Widevine signer unknown",

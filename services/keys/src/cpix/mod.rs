@@ -5,11 +5,13 @@
 //! * [`write`]: [`document::Document`] back to XML (the answer: the request filled in).
 //! * [`delivery`]: DeliveryData: the document key and MAC key wrapped to each recipient certificate (RSA-OAEP), content
 //!   keys as AES-256-CBC `EncryptedValue` with an HMAC-SHA512 `ValueMAC`.
+//! * [`signature`]: XML-DSig verification of signed documents (document and list signatures).
 //! * [`speke`]: `POST /speke/v2.0/copyProtection` and `POST /speke/v1.0/copyProtection`.
 
 pub mod delivery;
 pub mod document;
 pub mod parse;
+pub mod signature;
 pub mod speke;
 pub mod write;
 
@@ -44,12 +46,21 @@ pub enum CpixError {
     Version(String),
     /// A recipient certificate that cannot (or must not) be used to wrap the document key.
     Recipient(String),
+    /// A `ds:Signature` that does not verify: a digest or the SignatureValue does not match.
+    Signature(String),
+    /// A `ds:Signature` using an algorithm, transform, reference or key form the verifier does not support.
+    SignatureUnsupported(String),
 }
 
 impl CpixError {
     pub fn message(&self) -> &str {
         match self {
-            CpixError::Malformed(m) | CpixError::Invalid(m) | CpixError::Version(m) | CpixError::Recipient(m) => m,
+            CpixError::Malformed(m)
+            | CpixError::Invalid(m)
+            | CpixError::Version(m)
+            | CpixError::Recipient(m)
+            | CpixError::Signature(m)
+            | CpixError::SignatureUnsupported(m) => m,
         }
     }
 }
@@ -70,6 +81,8 @@ impl From<CpixError> for clavis_core::ClavisError {
             CpixError::Invalid(_) => ErrorCode::CpixInvalid,
             CpixError::Version(_) => ErrorCode::CpixVersionUnsupported,
             CpixError::Recipient(_) => ErrorCode::CpixRecipientRejected,
+            CpixError::Signature(_) => ErrorCode::CpixSignatureInvalid,
+            CpixError::SignatureUnsupported(_) => ErrorCode::CpixSignatureUnsupported,
         };
         clavis_core::ClavisError::new(code, e.message().to_owned())
     }

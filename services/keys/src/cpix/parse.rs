@@ -65,7 +65,7 @@ impl Node {
 
 /// The document's text as UTF-8: a UTF-16 byte-order mark selects UTF-16 (the XML declaration's `encoding` is then
 /// moot), a UTF-8 one is dropped.
-fn decode(bytes: &[u8]) -> Result<String, CpixError> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<String, CpixError> {
     let utf16 = |bytes: &[u8], le: bool| -> Result<String, CpixError> {
         if !bytes.len().is_multiple_of(2) {
             return Err(malformed("the UTF-16 document has an odd number of bytes"));
@@ -229,13 +229,18 @@ pub fn parse(bytes: &[u8]) -> Result<Document, CpixError> {
     if bytes.len() > MAX_DOCUMENT_BYTES {
         return Err(malformed(format!("the document is larger than {MAX_DOCUMENT_BYTES} bytes")));
     }
-    let root = tree(&decode(bytes)?)?;
+    let text = decode(bytes)?;
+    let root = tree(&text)?;
     if !root.is(CPIX_NS, "CPIX") {
         return Err(malformed(format!(
             "the root element must be CPIX in namespace {CPIX_NS}, not {:?} in {:?}",
             root.name,
             root.ns.as_deref().unwrap_or("no namespace")
         )));
+    }
+    // Signatures are verified on the same text, only once the bounded parse above accepted it.
+    if super::signature::may_be_signed(&text) {
+        super::signature::verify(&text)?;
     }
     let mut doc = Document {
         id: optional_attr(&root, "id"),
