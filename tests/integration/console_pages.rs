@@ -97,6 +97,24 @@ async fn chromium_inspects_a_good_token_a_tampered_one_and_shows_a_bad_kid_next_
     assert_eq!(kids.attr("aria-invalid").await.unwrap().as_deref(), Some("true"));
     assert_eq!(kids.prop("value").await.unwrap().as_deref(), Some("not-a-kid"));
     shots.take(&client, "inspector-field-error").await;
+
+    // A real refusal (the HD key again, at the license endpoint) shows up in the error-code browser's 24-hour count.
+    assert_eq!(app.clearkey(&token, &[&hd]).await.status(), 403);
+    app.flush_log().await;
+    // The console's own link (the header's "Error codes" is the public reference without counts).
+    click(&client, "nav[aria-label=Console] a[href='/console/errors']").await;
+    heading_becomes(&client, "Error codes").await;
+    fill(&client, "q", "track type").await;
+    click(&client, "form[action='/console/errors'] button[type=submit]").await;
+    // The GET form navigates: wait for the search's own page before reading its rows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !client.current_url().await.unwrap().query().unwrap_or_default().contains("q=track") {
+        assert!(std::time::Instant::now() < deadline, "the search did not load");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let row = client.wait().for_element(Locator::Css("#code-5006 td.count")).await.unwrap();
+    assert_eq!(row.text().await.unwrap(), "1");
+    shots.take(&client, "error-codes").await;
     client.close().await.unwrap();
 }
 
@@ -130,4 +148,45 @@ async fn the_inspector_page_says_what_the_api_says_for_every_role_and_needs_its_
     assert!(empty.body.contains("id=\"token-error\""), "{}", empty.body);
     let mut stranger = Visitor::new(&app);
     assert_eq!(stranger.get("/console/tokens/inspect").await.location.as_deref(), Some("/login"));
+}
+
+/// The `Last 24 h` count in the error browser's row for `code`.
+fn count_of(html: &str, code: u16) -> u64 {
+    let row = html.find(&format!("id=\"code-{code}\"")).unwrap_or_else(|| panic!("no row for {code}"));
+    let start = html[row..].find("class=\"count\">").unwrap() + row + "class=\"count\">".len();
+    html[start..].split('<').next().unwrap().trim().parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_error_browser_lists_the_whole_catalog_searches_it_and_counts_only_this_tenants_refusals() {
+    let app = TestApp::spawn().await;
+    let (email, tenant) = console_tenant(&app, "Error Films").await;
+    let other = app.create_tenant("Neighbour Films").await;
+    for (who, refusals) in [(&tenant, 2), (&other, 3)] {
+        let keys = app.create_keys(who, json!({"content_id": "movie", "tracks": ["SD", "HD"]})).await;
+        let hd = keys["keys"][1]["kid"].as_str().unwrap().to_owned();
+        let token = app
+            .mint_token(who, json!({"user_id": "u", "content_id": "movie", "policy": {"allowed_tracks": ["SD"]}}))
+            .await;
+        for _ in 0..refusals {
+            assert_eq!(app.clearkey(&token, &[&hd]).await.status(), 403);
+        }
+    }
+    app.flush_log().await;
+
+    let mut viewer_of_the_catalog = signed_in(&app, &email).await;
+    let all = viewer_of_the_catalog.get("/console/errors").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert_eq!(all.body.matches("<tr id=\"code-").count(), clavis_core::ErrorCode::ALL.len());
+    assert_eq!(count_of(&all.body, 5006), 2, "only this tenant's refusals count");
+    assert_eq!(count_of(&all.body, 4011), 0);
+
+    let found = viewer_of_the_catalog.get("/console/errors?q=ALREADY+used").await;
+    assert!(found.body.contains("id=\"code-4011\""), "{}", found.body);
+    assert!(!found.body.contains("id=\"code-5006\""));
+    let seen = viewer_of_the_catalog.get("/console/errors?q=&seen=1").await;
+    assert_eq!(seen.body.matches("<tr id=\"code-").count(), 1, "{}", seen.body);
+    let nothing = viewer_of_the_catalog.get("/console/errors?q=no+such+words+anywhere").await;
+    assert_eq!((nothing.status, nothing.body.matches("<tr id=\"code-").count()), (200, 0));
+    assert_eq!(Visitor::new(&app).get("/console/errors").await.location.as_deref(), Some("/login"));
 }

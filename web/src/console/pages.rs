@@ -712,4 +712,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(team)
         .service(invite);
     super::inspector::configure(cfg);
+    super::error_codes::configure(cfg);
 }
