@@ -17,25 +17,25 @@ use serde_json::json;
 use crate::browser::ChromeDriver;
 use crate::kit::TestApp;
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// One HTTP answer, read whole.
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    code: Option<String>,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) code: Option<String>,
     set_cookies: Vec<String>,
-    body: String,
+    pub(crate) body: String,
 }
 
 /// A browser without JavaScript: cookies kept by hand, no redirects followed.
-struct Visitor<'a> {
+pub(crate) struct Visitor<'a> {
     app: &'a TestApp,
     cookies: BTreeMap<String, String>,
 }
 
 impl<'a> Visitor<'a> {
-    fn new(app: &'a TestApp) -> Visitor<'a> {
+    pub(crate) fn new(app: &'a TestApp) -> Visitor<'a> {
         Visitor { app, cookies: BTreeMap::new() }
     }
 
@@ -69,13 +69,13 @@ impl<'a> Visitor<'a> {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Answer {
+    pub(crate) async fn get(&mut self, path: &str) -> Answer {
         let response =
             self.app.http.get(self.app.url(path)).header("cookie", self.cookie_header()).send().await.unwrap();
         self.read(response).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
         let response = self
             .app
             .http
@@ -89,7 +89,7 @@ impl<'a> Visitor<'a> {
     }
 
     /// GET a page with a form and POST it back with the page's CSRF token and `fields`.
-    async fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Answer {
+    pub(crate) async fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Answer {
         let html = self.get(page).await;
         assert_eq!(html.status, 200, "{page}: {}", html.body);
         let csrf = csrf_of(&html.body);
@@ -103,7 +103,7 @@ impl<'a> Visitor<'a> {
     }
 }
 
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let start = html.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + "name=\"csrf\" value=\"".len();
     html[start..].split('"').next().unwrap().to_owned()
 }
@@ -130,7 +130,7 @@ fn unquote(text: &str) -> String {
 }
 
 /// The first `http...` link in a mail that contains `path`.
-fn link_in(mail: &str, path: &str) -> String {
+pub(crate) fn link_in(mail: &str, path: &str) -> String {
     let text = unquote(mail);
     text.split_whitespace()
         .find(|word| word.starts_with("http") && word.contains(path))
@@ -138,17 +138,17 @@ fn link_in(mail: &str, path: &str) -> String {
         .to_owned()
 }
 
-fn path_of(url: &str) -> String {
+pub(crate) fn path_of(url: &str) -> String {
     let url = reqwest::Url::parse(url).unwrap();
     format!("{}?{}", url.path(), url.query().unwrap_or_default())
 }
 
-fn outbox(app: &TestApp) -> PathBuf {
+pub(crate) fn outbox(app: &TestApp) -> PathBuf {
     app._dir.path().join("outbox")
 }
 
 /// The newest mail to `to` among `.eml`-like files in `dir` (waits up to 10 s).
-fn mail_to(dir: &Path, to: &str, containing: &str) -> String {
+pub(crate) fn mail_to(dir: &Path, to: &str, containing: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(entries) = std::fs::read_dir(dir) {
@@ -170,12 +170,12 @@ fn mail_to(dir: &Path, to: &str, containing: &str) -> String {
     }
 }
 
-fn unique_email(label: &str) -> String {
+pub(crate) fn unique_email(label: &str) -> String {
     format!("{label}-{}@example.com", uuid::Uuid::new_v4().simple())
 }
 
 /// Sign up through the forms and verify through the mail in the outbox.
-async fn signed_up(app: &TestApp, organization: &str) -> String {
+pub(crate) async fn signed_up(app: &TestApp, organization: &str) -> String {
     let email = unique_email("owner");
     let mut visitor = Visitor::new(app);
     let done = visitor
@@ -188,7 +188,7 @@ async fn signed_up(app: &TestApp, organization: &str) -> String {
     email
 }
 
-async fn signed_in<'a>(app: &'a TestApp, email: &str) -> Visitor<'a> {
+pub(crate) async fn signed_in<'a>(app: &'a TestApp, email: &str) -> Visitor<'a> {
     let mut visitor = Visitor::new(app);
     let answer = visitor.submit("/login", "/login", &[("email", email), ("password", PASSWORD)]).await;
     assert_eq!((answer.status, answer.location.as_deref()), (303, Some("/console")), "{}", answer.body);
@@ -196,7 +196,7 @@ async fn signed_in<'a>(app: &'a TestApp, email: &str) -> Visitor<'a> {
 }
 
 /// Create an API key on the page; returns (key id, key).
-async fn create_key(visitor: &mut Visitor<'_>, name: &str) -> (String, String) {
+pub(crate) async fn create_key(visitor: &mut Visitor<'_>, name: &str) -> (String, String) {
     let page = visitor.submit("/console/api-keys", "/console/api-keys", &[("name", name)]).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let start = page.body.find("id=\"new-key\">").expect("the new key is shown") + "id=\"new-key\">".len();
@@ -250,35 +250,40 @@ impl Drop for SmtpServer {
 // ---------------------------------------------------------------------------------------------------------------
 // The browser test
 
-struct Shots {
+pub(crate) struct Shots {
     dir: PathBuf,
     count: usize,
 }
 
 impl Shots {
     fn new() -> Shots {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-screenshots/console");
+        Shots::in_folder("console")
+    }
+
+    /// Screenshots under `target/test-screenshots/<folder>/`.
+    pub(crate) fn in_folder(folder: &str) -> Shots {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-screenshots").join(folder);
         std::fs::create_dir_all(&dir).unwrap();
         Shots { dir, count: 0 }
     }
 
-    async fn take(&mut self, client: &fantoccini::Client, name: &str) {
+    pub(crate) async fn take(&mut self, client: &fantoccini::Client, name: &str) {
         self.count += 1;
         let png = client.screenshot().await.unwrap();
         std::fs::write(self.dir.join(format!("{:02}-{name}.png", self.count)), png).unwrap();
     }
 }
 
-async fn fill(client: &fantoccini::Client, id: &str, value: &str) {
+pub(crate) async fn fill(client: &fantoccini::Client, id: &str, value: &str) {
     client.wait().for_element(Locator::Id(id)).await.unwrap().send_keys(value).await.unwrap();
 }
 
-async fn click(client: &fantoccini::Client, css: &str) {
+pub(crate) async fn click(client: &fantoccini::Client, css: &str) {
     client.wait().for_element(Locator::Css(css)).await.unwrap().click().await.unwrap();
 }
 
 /// Wait (up to 10 s) until the browser shows `path`: a form submission navigates asynchronously.
-async fn wait_for_path(client: &fantoccini::Client, path: &str) {
+pub(crate) async fn wait_for_path(client: &fantoccini::Client, path: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let current = client.current_url().await.unwrap();
@@ -291,7 +296,7 @@ async fn wait_for_path(client: &fantoccini::Client, path: &str) {
 }
 
 /// Wait (up to 10 s) until the page's heading is `expected`; returns it.
-async fn heading_becomes(client: &fantoccini::Client, expected: &str) {
+pub(crate) async fn heading_becomes(client: &fantoccini::Client, expected: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let current = match client.find(Locator::Css("h1")).await {

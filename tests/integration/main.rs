@@ -5,6 +5,7 @@ mod browser;
 mod clearkey;
 mod cli;
 mod console;
+mod console_pages;
 mod cpix;
 mod fairplay;
 mod foreign_tokens;

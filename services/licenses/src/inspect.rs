@@ -11,7 +11,7 @@ use actix_web::{HttpResponse, post, web};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use clavis_core::http::ValidJson;
-use clavis_core::ids::{Drm, Kid};
+use clavis_core::ids::{Drm, Kid, TenantId};
 use clavis_core::policy::Policy;
 use clavis_core::{ClavisError, ErrorCode, Result};
 use clavis_tenant::TenantAuth;
@@ -130,7 +130,17 @@ pub async fn inspect(
     service: web::Data<LicenseService>,
     body: ValidJson<InspectRequest>,
 ) -> Result<HttpResponse> {
-    let request = body.into_inner();
+    let inspection = inspect_token(&service, auth.tenant.id, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(inspection))
+}
+
+/// The inspection itself, shared by the API and the console's inspector page. An `Err` is a request the inspector
+/// cannot judge (a field of the request is invalid); a refused token is an `Ok` inspection with a `refusal`.
+pub async fn inspect_token(
+    service: &LicenseService,
+    tenant_id: TenantId,
+    request: InspectRequest,
+) -> Result<Inspection> {
     let format = request.format.as_deref().unwrap_or("native").to_owned();
     let (credential, decoded) = match format.as_str() {
         "native" => (Credential::Native(&request.token), decode_jwt(&request.token)),
@@ -161,8 +171,8 @@ pub async fn inspect(
     };
 
     let mut story = Story::new(drm, request.origin.clone(), request.client_ip.clone(), None);
-    let verdict = judge(&service, &mut story, credential, &kids, session_type).await;
-    let own = story.tenant().is_none_or(|t| t.id == auth.tenant.id);
+    let verdict = judge(service, &mut story, credential, &kids, session_type).await;
+    let own = story.tenant().is_none_or(|t| t.id == tenant_id);
     let mut inspection = Inspection {
         format,
         decoded,
@@ -191,7 +201,7 @@ pub async fn inspect(
         }
         (None, Ok(())) => {}
     }
-    Ok(HttpResponse::Ok().json(inspection))
+    Ok(inspection)
 }
 
 fn fill(inspection: &mut Inspection, verified: &clavis_tokens::VerifiedToken) {

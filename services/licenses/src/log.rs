@@ -104,6 +104,29 @@ impl LicenseLog {
     }
 }
 
+impl LicenseLog {
+    /// How many of the tenant's requests were refused with each catalog code since `since_ms` (Unix milliseconds).
+    /// One grouped scan over the tenant's time range (the `(tenant_id, at_ms)` index).
+    pub async fn refusals_by_code(&self, tenant_id: TenantId, since_ms: i64) -> Result<Vec<(u16, u64)>> {
+        use sea_orm::sea_query::{Expr, Func, SimpleExpr};
+        let rows: Vec<(Option<i32>, i64)> = license_log::Entity::find()
+            .select_only()
+            .column(license_log::Column::ErrorCode)
+            .column_as(SimpleExpr::from(Func::count(Expr::col(license_log::Column::Id))), "n")
+            .filter(license_log::Column::TenantId.eq(tenant_id.0))
+            .filter(license_log::Column::AtMs.gte(since_ms))
+            .filter(license_log::Column::ErrorCode.is_not_null())
+            .group_by(license_log::Column::ErrorCode)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(code, n)| Some((u16::try_from(code?).ok()?, u64::try_from(n).unwrap_or(0))))
+            .collect())
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct LogQuery {
     pub limit: u64,

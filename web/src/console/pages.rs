@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use super::{Console, FormToken, PageError, SESSION_COOKIE, Shell, SignedIn, client_ip, user_agent};
 
-type Page = Result<HttpResponse, PageError>;
+pub(super) type Page = Result<HttpResponse, PageError>;
 
-fn html(status: actix_web::http::StatusCode, page: &impl Template) -> Page {
+pub(super) fn html(status: actix_web::http::StatusCode, page: &impl Template) -> Page {
     let body = page.render().map_err(|e| ClavisError::internal("render", e))?;
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
@@ -21,7 +21,7 @@ fn html(status: actix_web::http::StatusCode, page: &impl Template) -> Page {
         .body(body))
 }
 
-fn ok(page: &impl Template) -> Page {
+pub(super) fn ok(page: &impl Template) -> Page {
     html(actix_web::http::StatusCode::OK, page)
 }
 
@@ -38,7 +38,7 @@ fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
 }
 
-fn console(data: &web::Data<Console>) -> &Console {
+pub(super) fn console(data: &web::Data<Console>) -> &Console {
     data.get_ref()
 }
 
@@ -308,9 +308,9 @@ async fn login(data: web::Data<Console>, req: HttpRequest, form: web::Form<Login
 }
 
 #[derive(Deserialize)]
-struct CsrfForm {
+pub(super) struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 #[post("/logout")]
@@ -497,7 +497,7 @@ struct SessionsPage {
     sessions: Vec<SessionRow>,
 }
 
-fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+pub(super) fn when(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
@@ -711,4 +711,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(revoke_api_key)
         .service(team)
         .service(invite);
+    super::inspector::configure(cfg);
+    super::error_codes::configure(cfg);
 }
