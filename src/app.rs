@@ -101,8 +101,20 @@ impl Application {
         if services.licenses {
             tokens.replay().spawn_sweeper();
         }
-        let licenses =
-            web::Data::new(LicenseService::new(tokens.clone(), keys.clone(), LicenseLog::start(platform.db.clone())));
+        let callbacks = Arc::new(
+            clavis_licenses::callback::Callbacks::new(
+                vault.clone(),
+                directory.clone(),
+                platform.config.callback_allow_private_networks,
+            )
+            .map_err(|e| anyhow::anyhow!("callback client: {}", e.detail))?,
+        );
+        let licenses = web::Data::new(LicenseService::new(
+            tokens.clone(),
+            keys.clone(),
+            LicenseLog::start(platform.db.clone()),
+            callbacks,
+        ));
 
         let console = web::Data::new(
             clavis_web::Console::new(&platform, directory.clone()).map_err(|e| anyhow::anyhow!("console: {e}"))?,

@@ -2,6 +2,7 @@
 //! PostgreSQL when `CLAVIS_TEST_DATABASE_URL` is set.
 
 mod browser;
+mod callback;
 mod clearkey;
 mod cli;
 mod console;

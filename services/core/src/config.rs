@@ -25,6 +25,7 @@ pub const ENV_KEYS: &[&str] = &[
     "log_format",
     "log_level",
     "workers",
+    "callback_allow_private_networks",
 ];
 
 /// The configuration file's current version.
@@ -67,6 +68,9 @@ pub struct Config {
     pub log_level: String,
     /// HTTP worker threads; unset means one per CPU core.
     pub workers: Option<usize>,
+    /// Let tenants' license callbacks reach loopback, private, link-local, CGNAT and metadata addresses (and plain
+    /// http). Off by default: a tenant-chosen URL must not become a way into the operator's own network.
+    pub callback_allow_private_networks: bool,
 }
 
 impl Default for Config {
@@ -84,6 +88,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             workers: None,
+            callback_allow_private_networks: false,
         }
     }
 }

@@ -206,6 +206,30 @@ catalog! {
         "Upload the FairPlay certificate, private key and ASk with PUT /api/v1/fairplay/credentials first.";
     FairplayCredentialsInvalid = 5015, UNPROCESSABLE_ENTITY, "FairPlay credentials invalid",
         "Correct the field named in `field`: a base64 DER certificate with an RSA 1024/2048 key, its PEM private key (and password when encrypted), a 32-hex ASk, and d_function apple-sample or fixed (with a 32-hex dask).";
+    CallbackNotEnabled = 5020, NOT_FOUND, "Callback mode not enabled",
+        "The tenant has no callback settings, or their mode is `token`; set them with PUT /api/v1/integrations/callback and mode `callback`.";
+    CallbackSettingsInvalid = 5021, UNPROCESSABLE_ENTITY, "Callback settings invalid",
+        "Correct the field named in `field`: an https URL (http only where the operator allows private targets), a shared secret of at least 32 bytes in base64 (or omit it to have one generated), timeout_ms 100 to 2000.";
+    CallbackTargetForbidden = 5022, UNPROCESSABLE_ENTITY, "Callback URL names a forbidden address",
+        "The URL is a loopback, private, link-local, CGNAT, multicast, unspecified or cloud-metadata address; use your backend's public address (the operator may allow private targets with callback_allow_private_networks).";
+    CallbackAddressForbidden = 5023, BAD_GATEWAY, "Callback host resolves to a forbidden address",
+        "The callback host's DNS answer holds only loopback, private, link-local, CGNAT, multicast, unspecified or cloud-metadata addresses; point the name at your backend's public address.";
+    CallbackUnreachable = 5024, BAD_GATEWAY, "Callback backend unreachable",
+        "The callback host did not resolve, refused the connection or failed the TLS handshake; check the URL and that the backend is up with a certificate for that name.";
+    CallbackTimeout = 5025, GATEWAY_TIMEOUT, "Callback backend too slow",
+        "The backend did not answer within the callback's timeout_ms (at most 2 s, connection included); answer faster or raise timeout_ms.";
+    CallbackStatusRefused = 5026, BAD_GATEWAY, "Callback backend answered with an error status",
+        "The backend answered a status other than 2xx (redirects are not followed); answer 200 with the signed decision, or `{\"allow\": false}` to refuse.";
+    CallbackAnswerMalformed = 5027, BAD_GATEWAY, "Callback answer malformed",
+        "Answer JSON `{\"allow\": true, \"nonce\": ..., \"policy\": {...}}` (or `{\"allow\": false, \"nonce\": ..., \"reason\": ...}`) with X-Clavis-Timestamp and X-Clavis-Signature headers; see docs/callback.md.";
+    CallbackSignatureInvalid = 5028, BAD_GATEWAY, "Callback answer signature invalid",
+        "Sign the answer as Clavis signs the request: hex HMAC-SHA256 with the shared secret over `timestamp + \".\" + body`, in X-Clavis-Signature, the Unix timestamp in X-Clavis-Timestamp.";
+    CallbackNonceMismatch = 5029, BAD_GATEWAY, "Callback answer nonce wrong or missing",
+        "Echo the `nonce` of the request Clavis sent in the answer's `nonce` field; each request has a fresh one.";
+    CallbackDenied = 5030, FORBIDDEN, "Callback backend refused the license",
+        "Your backend answered `allow: false`; its `reason` is in `detail`.";
+    CallbackValueMalformed = 5031, BAD_REQUEST, "Callback session value malformed",
+        "Send `X-Clavis-Callback: <site_id>.<session>` (or `?callback=`): the tenant's four-letter site id, a dot, and 1 to 1024 printable ASCII characters.";
 }
 
 impl ErrorCode {

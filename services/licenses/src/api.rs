@@ -58,6 +58,28 @@ pub(crate) fn token_from(req: &HttpRequest) -> Option<RawToken> {
     })
 }
 
+/// A callback-mode value from `X-Clavis-Callback` or the `callback` query parameter (with the User-Agent as the
+/// device facts), when the request carries one.
+pub(crate) fn callback_from(req: &HttpRequest) -> Result<Option<crate::callback::CallbackValue>> {
+    let raw = req
+        .headers()
+        .get(crate::callback::HEADER)
+        .map(|v| v.to_str().map(|s| s.trim().to_owned()))
+        .transpose()
+        .map_err(|_| ClavisError::new(ErrorCode::CallbackValueMalformed, "X-Clavis-Callback is not ASCII"))?
+        .or_else(|| {
+            url::form_urlencoded::parse(req.query_string().as_bytes())
+                .find_map(|(k, v)| (k == crate::callback::QUERY).then(|| v.into_owned()))
+        });
+    let Some(raw) = raw else { return Ok(None) };
+    let user_agent = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(512).collect());
+    crate::callback::CallbackValue::parse(&raw, user_agent).map(Some)
+}
+
 fn story(req: &HttpRequest, drm: Drm) -> Story {
     Story::new(
         drm,
@@ -89,6 +111,10 @@ fn story(req: &HttpRequest, drm: Drm) -> Story {
 pub async fn clearkey(req: HttpRequest, payload: web::Payload, service: web::Data<LicenseService>) -> HttpResponse {
     let mut story = story(&req, Drm::ClearKey);
     let token = token_from(&req);
+    match callback_from(&req) {
+        Ok(value) => story.callback = value,
+        Err(e) => return service.finish(story, Err(e), "application/json").await,
+    }
     let result = match clavis_core::http::read_body(payload, MAX_REQUEST_BYTES).await {
         Ok(body) => service.clearkey(&mut story, token.as_ref().map(RawToken::credential), &body).await,
         Err(e) => Err(e),

@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod api;
+pub mod callback;
 pub mod clearkey;
 mod cors;
 mod entity;
@@ -27,6 +28,10 @@ pub fn configure_inspector(cfg: &mut web::ServiceConfig) {
 /// Register the license service's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(api::license_log)
+        .service(callback::put_callback)
+        .service(callback::get_callback)
+        .service(callback::delete_callback)
+        .service(callback::test_callback)
         .service(fairplay::put_credentials)
         .service(fairplay::list_credentials)
         .service(fairplay::delete_credentials)
@@ -52,7 +57,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         fairplay::certificate,
         fairplay::put_credentials,
         fairplay::list_credentials,
-        fairplay::delete_credentials
+        fairplay::delete_credentials,
+        callback::put_callback,
+        callback::get_callback,
+        callback::delete_callback,
+        callback::test_callback
     ),
     components(schemas(
         log::LogRow,
@@ -60,7 +69,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         inspect::Inspection,
         inspect::Refusal,
         fairplay::CredentialsBody,
-        fairplay::CredentialView
+        fairplay::CredentialView,
+        callback::CallbackMode,
+        callback::CallbackSettingsBody,
+        callback::CallbackSettingsView,
+        callback::TestExchange,
+        callback::outbound::SentRequest,
+        callback::outbound::ReceivedAnswer
     )),
     tags(
         (name = "licenses", description = "License issuance (called by players) and the license log"),

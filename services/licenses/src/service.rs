@@ -24,6 +24,7 @@ pub struct LicenseService {
     keys: Arc<KeyStore>,
     log: LicenseLog,
     fairplay_providers: crate::fairplay::Providers,
+    callbacks: Arc<crate::callback::Callbacks>,
 }
 
 /// `clavis_licenses_total{drm, outcome, code}` (code 0 for issued licenses).
@@ -63,6 +64,8 @@ pub struct Story {
     pub request_id: Option<String>,
     /// How a refusal is answered (the tenant may ask for PallyCon's style for PallyCon tokens).
     error_style: ErrorStyle,
+    /// A callback-mode request's value: when present, the tenant's backend decides instead of a token.
+    pub(crate) callback: Option<crate::callback::CallbackValue>,
 }
 
 impl Story {
@@ -96,6 +99,7 @@ impl Story {
             client_ip,
             request_id,
             error_style: ErrorStyle::Clavis,
+            callback: None,
         }
     }
 }
@@ -128,8 +132,17 @@ fn allowed_list(policy: &clavis_core::policy::Policy) -> String {
 }
 
 impl LicenseService {
-    pub fn new(tokens: Arc<TokenService>, keys: Arc<KeyStore>, log: LicenseLog) -> LicenseService {
-        LicenseService { tokens, keys, log, fairplay_providers: crate::fairplay::Providers::default() }
+    pub fn new(
+        tokens: Arc<TokenService>,
+        keys: Arc<KeyStore>,
+        log: LicenseLog,
+        callbacks: Arc<crate::callback::Callbacks>,
+    ) -> LicenseService {
+        LicenseService { tokens, keys, log, fairplay_providers: crate::fairplay::Providers::default(), callbacks }
+    }
+
+    pub(crate) fn callbacks(&self) -> &crate::callback::Callbacks {
+        &self.callbacks
     }
 
     pub(crate) fn keys(&self) -> &KeyStore {
@@ -150,6 +163,9 @@ impl LicenseService {
 
     /// Find and verify the token, then apply the tenant-level rules (active, origin, DRM).
     pub(crate) async fn authorize(&self, story: &mut Story, token: Option<Credential<'_>>) -> Result<VerifiedToken> {
+        if let Some(value) = story.callback.take() {
+            return self.authorize_callback(story, value).await;
+        }
         story.rule = "token";
         let credential = token.ok_or_else(|| {
             ClavisError::new(
@@ -189,6 +205,82 @@ impl LicenseService {
         {
             verified.policy = verified.policy.narrowed_by(content_policy);
         }
+        self.apply_policy(story, &verified)?;
+        Ok(verified)
+    }
+
+    /// Callback mode: the tenant named by the value, its rules, then its backend's decision on the facts.
+    async fn authorize_callback(
+        &self,
+        story: &mut Story,
+        value: crate::callback::CallbackValue,
+    ) -> Result<VerifiedToken> {
+        use crate::callback::{self, Device, Facts};
+        story.rule = "tenant";
+        let tenant = self.callbacks.directory().by_site_id(value.site_id).await?.ok_or_else(|| {
+            ClavisError::new(ErrorCode::TenantNotFound, format!("no tenant has site id {}", value.site_id))
+        })?;
+        story.tenant = Some(tenant.clone());
+        tenant.ensure_active()?;
+        story.rule = "origin";
+        if !tenant.settings.origin_allowed(story.origin.as_deref()) {
+            return Err(ClavisError::new(
+                ErrorCode::OriginNotAllowed,
+                format!(
+                    "origin {:?} is not in the tenant's allowed origins",
+                    story.origin.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+        // The content is the one the requested keys belong to (the request names no content itself).
+        story.rule = "content";
+        let first = story.kids.first().copied().ok_or_else(|| {
+            ClavisError::new(ErrorCode::LicenseRequestMalformed, "the license request names no key id")
+        })?;
+        let content_id = self.keys.content_of_kid(tenant.id, &first).await?.ok_or_else(|| {
+            ClavisError::new(ErrorCode::KidNotInContent, format!("KID {first} is not a key of any content"))
+        })?;
+        story.content_id = Some(content_id.as_str().to_owned());
+        story.rule = "callback";
+        let facts = Facts {
+            kind: "license_request",
+            nonce: callback::new_nonce()?,
+            timestamp: chrono::Utc::now().timestamp(),
+            site_id: tenant.site_id.as_str(),
+            session: &value.session,
+            drm: story.drm.as_str(),
+            content_id: Some(content_id.as_str()),
+            kids: callback::kid_list(&story.kids),
+            device: Device { user_agent: value.user_agent.as_deref() },
+            client_ip: story.client_ip.as_deref(),
+            origin: story.origin.as_deref(),
+            request_id: story.request_id.as_deref(),
+        };
+        let grant = self.callbacks.ask(&tenant, facts).await.inspect_err(|e| story.rule = callback::rule_of(e.code))?;
+        story.rule = "callback.user_id";
+        let user_id = clavis_core::ids::UserId::parse(grant.user_id.as_deref().unwrap_or("callback")).map_err(|e| {
+            ClavisError::new(ErrorCode::CallbackAnswerMalformed, format!("the answer's user_id: {}", e.detail))
+        })?;
+        story.user_id = Some(user_id.as_str().to_owned());
+        let mut policy = tenant.settings.default_policy.narrowed_by(&grant.policy);
+        story.rule = "content";
+        if let Some(set) = self.keys.get(tenant.id, &content_id).await?
+            && let Some(content_policy) = &set.policy
+        {
+            policy = policy.narrowed_by(content_policy);
+        }
+        let verified = VerifiedToken {
+            tenant,
+            user_id,
+            content_id,
+            drm: None,
+            policy,
+            // The nonce is unique per decision: a single-use policy is claimed under it.
+            jti: Some(grant.nonce),
+            expires_at: chrono::Utc::now().timestamp().saturating_add(60),
+            format: callback::FORMAT,
+            external_keys: Vec::new(),
+        };
         self.apply_policy(story, &verified)?;
         Ok(verified)
     }

@@ -38,6 +38,8 @@ pub enum SecretKind {
     FairplayCredentials,
     /// A Widevine key-server signer; the name is the signer's name.
     WidevineSigner,
+    /// Callback-mode settings (URL, mode, timeout as metadata) and their HMAC shared secret (raw bytes).
+    Callback,
 }
 
 impl SecretKind {
@@ -49,6 +51,7 @@ impl SecretKind {
             SecretKind::Axinom => "axinom",
             SecretKind::FairplayCredentials => "fairplay",
             SecretKind::WidevineSigner => "widevine_signer",
+            SecretKind::Callback => "callback",
         }
     }
 }
