@@ -377,10 +377,28 @@ mod tests {
     }
 
     #[test]
-    fn only_internal_failures_are_5xx() {
+    fn only_internal_and_upstream_failures_are_5xx() {
+        use ErrorCode::*;
         for entry in ErrorCode::ALL {
-            if entry.status().is_server_error() {
-                assert!(matches!(entry, ErrorCode::Internal | ErrorCode::DatabaseUnavailable), "{entry:?}");
+            match entry.status() {
+                StatusCode::INTERNAL_SERVER_ERROR | StatusCode::SERVICE_UNAVAILABLE => {
+                    assert!(matches!(entry, Internal | DatabaseUnavailable), "{entry:?}")
+                }
+                // Clavis as a gateway: the tenant's own backend failed or broke the protocol, not the request.
+                StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => assert!(
+                    matches!(
+                        entry,
+                        CallbackAddressForbidden
+                            | CallbackUnreachable
+                            | CallbackTimeout
+                            | CallbackStatusRefused
+                            | CallbackAnswerMalformed
+                            | CallbackSignatureInvalid
+                            | CallbackNonceMismatch
+                    ),
+                    "{entry:?}"
+                ),
+                status => assert!(!status.is_server_error(), "{entry:?}"),
             }
         }
     }
