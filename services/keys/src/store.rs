@@ -342,6 +342,24 @@ impl KeyStore {
     }
 }
 
+/// The id of the content's row, inserting the content when it is new (inside the caller's transaction).
+async fn content_ref(db: &impl ConnectionTrait, tenant_id: TenantId, content_id: &ContentId) -> Result<Uuid> {
+    contents::Entity::insert(contents::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        tenant_id: Set(tenant_id.0),
+        content_id: Set(content_id.to_string()),
+        created_at: Set(Utc::now()),
+        policy: Set(None),
+    })
+    .on_conflict(OnConflict::columns([contents::Column::TenantId, contents::Column::ContentId]).do_nothing().to_owned())
+    .exec_without_returning(db)
+    .await?;
+    let content = find_content(db, tenant_id, content_id)
+        .await?
+        .ok_or_else(|| ClavisError::internal("keys", "content row missing after insert"))?;
+    Ok(content.id)
+}
+
 async fn find_content(
     db: &impl ConnectionTrait,
     tenant_id: TenantId,
@@ -487,24 +505,10 @@ impl KeyStore {
     async fn append_keys(&self, tenant_id: TenantId, content_id: &ContentId, keys: &[ContentKey]) -> Result<()> {
         let now = Utc::now();
         let txn = self.platform.db.begin().await?;
-        contents::Entity::insert(contents::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            tenant_id: Set(tenant_id.0),
-            content_id: Set(content_id.to_string()),
-            created_at: Set(now),
-            policy: Set(None),
-        })
-        .on_conflict(
-            OnConflict::columns([contents::Column::TenantId, contents::Column::ContentId]).do_nothing().to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await?;
-        let content = find_content(&txn, tenant_id, content_id)
-            .await?
-            .ok_or_else(|| ClavisError::internal("keys", "content row missing after insert"))?;
+        let content_ref = content_ref(&txn, tenant_id, content_id).await?;
         let last = content_keys::Entity::find()
             .filter(content_keys::Column::TenantId.eq(tenant_id.0))
-            .filter(content_keys::Column::ContentRef.eq(content.id))
+            .filter(content_keys::Column::ContentRef.eq(content_ref))
             .order_by_desc(content_keys::Column::Ordinal)
             .one(&txn)
             .await?
@@ -514,7 +518,7 @@ impl KeyStore {
             .enumerate()
             .map(|(i, k)| {
                 let ordinal = last.saturating_add(1).saturating_add(i32::try_from(i).unwrap_or(i32::MAX));
-                key_row(&self.platform.master_key, tenant_id, content.id, ordinal, k, now)
+                key_row(&self.platform.master_key, tenant_id, content_ref, ordinal, k, now)
             })
             .collect::<Result<Vec<_>>>()?;
         let inserted = content_keys::Entity::insert_many(rows).exec_without_returning(&txn).await;

@@ -155,24 +155,6 @@ impl KeyStore {
     }
 }
 
-/// The id of the content's row, inserting the content when it is new (inside the caller's transaction).
-async fn content_ref(db: &impl ConnectionTrait, tenant_id: TenantId, content_id: &ContentId) -> Result<Uuid> {
-    contents::Entity::insert(contents::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        tenant_id: Set(tenant_id.0),
-        content_id: Set(content_id.to_string()),
-        created_at: Set(Utc::now()),
-        policy: Set(None),
-    })
-    .on_conflict(OnConflict::columns([contents::Column::TenantId, contents::Column::ContentId]).do_nothing().to_owned())
-    .exec_without_returning(db)
-    .await?;
-    let content = find_content(db, tenant_id, content_id)
-        .await?
-        .ok_or_else(|| ClavisError::internal("key slots", "content row missing after insert"))?;
-    Ok(content.id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
