@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::browser::ChromeDriver;
 use crate::console::{
-    PASSWORD, Shots, Visitor, click, create_key, fill, heading_becomes, signed_in, signed_up, wait_for_path,
+    PASSWORD, Shots, Visitor, click, create_key, fill, heading_becomes, link_in, mail_to, outbox, path_of, signed_in,
+    signed_up, unique_email, wait_for_path,
 };
 use crate::kit::{TestApp, TestTenant};
 
@@ -100,6 +101,7 @@ async fn chromium_inspects_a_good_token_a_tampered_one_and_shows_a_bad_kid_next_
 
     // A real refusal (the HD key again, at the license endpoint) shows up in the error-code browser's 24-hour count.
     assert_eq!(app.clearkey(&token, &[&hd]).await.status(), 403);
+    assert_eq!(app.clearkey(&token, &[&sd]).await.status(), 200);
     app.flush_log().await;
     // The console's own link (the header's "Error codes" is the public reference without counts).
     click(&client, "nav[aria-label=Console] a[href='/console/errors']").await;
@@ -115,6 +117,34 @@ async fn chromium_inspects_a_good_token_a_tampered_one_and_shows_a_bad_kid_next_
     let row = client.wait().for_element(Locator::Css("#code-5006 td.count")).await.unwrap();
     assert_eq!(row.text().await.unwrap(), "1");
     shots.take(&client, "error-codes").await;
+
+    // The default policy editor in the browser: a select and a number, saved, and shown back.
+    click(&client, "nav[aria-label=Console] a[href='/console/policy']").await;
+    heading_becomes(&client, "Default policy").await;
+    shots.take(&client, "default-policy").await;
+    let level = client.find(Locator::Css("#widevine_min_security_level option[value='5']")).await.unwrap();
+    level.click().await.unwrap();
+    let duration = client.find(Locator::Id("license_duration_seconds")).await.unwrap();
+    duration.clear().await.unwrap();
+    duration.send_keys("7200").await.unwrap();
+    click(&client, "form[action='/console/policy'] button[type=submit]").await;
+    assert!(text_of(&client, "saved").await.contains("Default policy saved"));
+    let stored = tenant_settings(&app, &tenant).await["default_policy"].clone();
+    assert_eq!(
+        (stored["license_duration_seconds"].as_u64(), stored["widevine"]["min_security_level"].as_u64()),
+        (Some(7200), Some(5))
+    );
+    shots.take(&client, "default-policy-saved").await;
+
+    // The contents list and a content's page (KIDs, last use, its own policy editor).
+    click(&client, "nav[aria-label=Console] a[href='/console/contents']").await;
+    heading_becomes(&client, "Contents").await;
+    shots.take(&client, "contents").await;
+    client.wait().for_element(Locator::LinkText("movie")).await.unwrap().click().await.unwrap();
+    heading_becomes(&client, "movie").await;
+    let sd_row = client.wait().for_element(Locator::Css(&format!("#kid-{sd} td.last-used"))).await.unwrap();
+    assert_ne!(sd_row.text().await.unwrap(), "never", "the SD key was in a license earlier in this test");
+    shots.take(&client, "content").await;
     client.close().await.unwrap();
 }
 
@@ -189,4 +219,170 @@ async fn the_error_browser_lists_the_whole_catalog_searches_it_and_counts_only_t
     let nothing = viewer_of_the_catalog.get("/console/errors?q=no+such+words+anywhere").await;
     assert_eq!((nothing.status, nothing.body.matches("<tr id=\"code-").count()), (200, 0));
     assert_eq!(Visitor::new(&app).get("/console/errors").await.location.as_deref(), Some("/login"));
+}
+
+/// A member invited by `owner` with `role`, signed in.
+async fn invited<'a>(app: &'a TestApp, owner: &mut Visitor<'_>, role: &str) -> Visitor<'a> {
+    let email = unique_email(role);
+    let invited = owner.submit("/console/team", "/console/team", &[("email", &email), ("role", role)]).await;
+    assert_eq!(invited.status, 200, "{}", invited.body);
+    let link = path_of(&link_in(&mail_to(&outbox(app), &email, "/invite?token="), "/invite?token="));
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let set = Visitor::new(app).submit(&link, "/invite", &[("token", &token), ("password", PASSWORD)]).await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    signed_in(app, &email).await
+}
+
+async fn tenant_settings(app: &TestApp, tenant: &TestTenant) -> Value {
+    app.get("/api/v1/tenant", &tenant.api_key).await.json::<Value>().await.unwrap()["settings"].clone()
+}
+
+/// The text of the table cell with `class` in the row whose id is `row_id`.
+fn cell(html: &str, row_id: &str, class: &str) -> String {
+    let row = html.find(&format!("id=\"{row_id}\"")).unwrap_or_else(|| panic!("no row {row_id} in {html}"));
+    let marker = format!("class=\"{class}\">");
+    let start = html[row..].find(&marker).unwrap() + row + marker.len();
+    html[start..].split('<').next().unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn the_policy_editors_set_the_default_and_a_contents_policy_and_licenses_follow_them() {
+    let app = TestApp::spawn().await;
+    let (email, tenant) = console_tenant(&app, "Policy Films").await;
+    let keys = app.create_keys(&tenant, json!({"content_id": "series/s1e1", "tracks": ["SD", "HD"]})).await;
+    let sd = keys["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let hd = keys["keys"][1]["kid"].as_str().unwrap().to_owned();
+    let mut owner = signed_in(&app, &email).await;
+
+    // The default policy page shows the stored default (the platform's: one-day temporary licenses).
+    let page = owner.get("/console/policy").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("name=\"license_duration_seconds\" value=\"86400\""), "{}", page.body);
+
+    // Saving the form changes what the API reports, field for field.
+    let saved = owner
+        .submit(
+            "/console/policy",
+            "/console/policy",
+            &[
+                ("license_duration_seconds", "600"),
+                ("persistent", "false"),
+                ("limit_tracks", "on"),
+                ("track_sd", "on"),
+                ("track_hd", "on"),
+                ("widevine_min_security_level", "3"),
+                ("allowed_client_networks", "0.0.0.0/0\n::/0"),
+                ("fairplay_allow_airplay", "false"),
+            ],
+        )
+        .await;
+    assert_eq!((saved.status, saved.location.as_deref()), (303, Some("/console/policy?saved=1")), "{}", saved.body);
+    let expected = json!({
+        "license_duration_seconds": 600,
+        "persistent": false,
+        "allowed_tracks": ["SD", "HD"],
+        "widevine": {"min_security_level": 3},
+        "allowed_client_networks": ["0.0.0.0/0", "::/0"],
+        "fairplay": {"allow_airplay": false},
+    });
+    assert_eq!(tenant_settings(&app, &tenant).await["default_policy"], expected);
+    let page = owner.get("/console/policy?saved=1").await;
+    assert!(page.body.contains("id=\"saved\""));
+    assert!(page.body.contains("<option value=\"3\" selected>"), "{}", page.body);
+
+    // A bad value is refused next to its input, the form keeps what was typed, and nothing is stored.
+    let bad = owner
+        .submit("/console/policy", "/console/policy", &[("max_devices", "many"), ("license_duration_seconds", "60")])
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("id=\"max_devices-error\""), "{}", bad.body);
+    assert!(
+        bad.body
+            .contains("name=\"max_devices\" value=\"many\" inputmode=\"numeric\" size=\"12\" aria-invalid=\"true\"")
+    );
+    let bad = owner.submit("/console/policy", "/console/policy", &[("playready_min_security_level", "42")]).await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("id=\"playready_min_security_level-error\""), "{}", bad.body);
+    assert_eq!(tenant_settings(&app, &tenant).await["default_policy"], expected);
+    let forged = owner.post("/console/policy", &[("csrf", "0000"), ("license_duration_seconds", "1")]).await;
+    assert_eq!((forged.status, forged.code.as_deref()), (403, Some("2021")));
+
+    // The contents list finds the content by prefix; its page lists both KIDs, never used yet.
+    let list = owner.get("/console/contents?prefix=series").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("href=\"/console/content?id=series%2Fs1e1\""), "{}", list.body);
+    assert!(owner.get("/console/contents?prefix=movies").await.body.contains("id=\"no-contents\""));
+    let page = owner.get("/console/content?id=series%2Fs1e1").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(cell(&page.body, &format!("kid-{sd}"), "last-used"), "never");
+    assert!(!page.body.contains(keys["keys"][0]["key"].as_str().unwrap()), "key values never shown");
+
+    // A content policy that only narrows is stored and applied: HD is no longer delivered for this content.
+    let saved = owner
+        .submit(
+            "/console/content?id=series%2Fs1e1",
+            "/console/content/policy?id=series%2Fs1e1",
+            &[("limit_tracks", "on"), ("track_sd", "on"), ("license_duration_seconds", "300")],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let content: Value = app.get("/api/v1/contents/series%2Fs1e1", &tenant.api_key).await.json().await.unwrap();
+    assert_eq!(content["policy"], json!({"license_duration_seconds": 300, "allowed_tracks": ["SD"]}));
+    let token = app.token_for(&tenant, "viewer-1", "series/s1e1").await;
+    assert_eq!(app.clearkey(&token, &[&hd]).await.status(), 403);
+    assert_eq!(app.clearkey(&token, &[&sd]).await.status(), 200);
+    app.flush_log().await;
+    let page = owner.get("/console/content?id=series%2Fs1e1").await;
+    assert_ne!(cell(&page.body, &format!("kid-{sd}"), "last-used"), "never", "{}", page.body);
+    assert_eq!(cell(&page.body, &format!("kid-{hd}"), "last-used"), "never", "a refused key was not used");
+    assert!(page.body.contains("&#34;license_duration_seconds&#34;: 300"), "{}", page.body);
+
+    // Wider than the default: refused, naming the field, and the stored policy stays.
+    let wider = owner
+        .submit(
+            "/console/content?id=series%2Fs1e1",
+            "/console/content/policy?id=series%2Fs1e1",
+            &[("license_duration_seconds", "7200")],
+        )
+        .await;
+    assert_eq!(wider.status, 422);
+    assert!(wider.body.contains("id=\"license_duration_seconds-error\""), "{}", wider.body);
+    let content: Value = app.get("/api/v1/contents/series%2Fs1e1", &tenant.api_key).await.json().await.unwrap();
+    assert_eq!(content["policy"]["license_duration_seconds"], 300);
+
+    // Clearing (an empty form) goes back to the default.
+    let cleared =
+        owner.submit("/console/content?id=series%2Fs1e1", "/console/content/policy?id=series%2Fs1e1", &[]).await;
+    assert_eq!(cleared.status, 303);
+    let content: Value = app.get("/api/v1/contents/series%2Fs1e1", &tenant.api_key).await.json().await.unwrap();
+    assert!(content.get("policy").is_none(), "{content}");
+
+    // A viewer reads both editors but cannot save either.
+    let mut viewer = invited(&app, &mut owner, "viewer").await;
+    let page = viewer.get("/console/policy").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<fieldset class=\"policy\" disabled>"));
+    let refused = viewer.submit("/console/policy", "/console/policy", &[("license_duration_seconds", "1")]).await;
+    assert_eq!((refused.status, refused.code.as_deref()), (403, Some("2026")));
+    let refused = viewer
+        .submit(
+            "/console/content?id=series%2Fs1e1",
+            "/console/content/policy?id=series%2Fs1e1",
+            &[("max_devices", "1")],
+        )
+        .await;
+    assert_eq!((refused.status, refused.code.as_deref()), (403, Some("2026")));
+    assert_eq!(tenant_settings(&app, &tenant).await["default_policy"], expected);
+
+    // Another tenant's content is not found from this account, by page or by form.
+    let other = app.create_tenant("Neighbour Films").await;
+    app.create_keys(&other, json!({"content_id": "their-movie", "tracks": ["SD"]})).await;
+    let theirs = owner.get("/console/content?id=their-movie").await;
+    assert_eq!((theirs.status, theirs.code.as_deref()), (404, Some("3001")));
+    let theirs =
+        owner.submit("/console/policy", "/console/content/policy?id=their-movie", &[("max_devices", "1")]).await;
+    assert_eq!((theirs.status, theirs.code.as_deref()), (404, Some("3001")));
+    assert!(!owner.get("/console/contents").await.body.contains("their-movie"));
+    let their_content: Value = app.get("/api/v1/contents/their-movie", &other.api_key).await.json().await.unwrap();
+    assert!(their_content.get("policy").is_none());
 }

@@ -127,6 +127,31 @@ impl LicenseLog {
     }
 }
 
+impl LicenseLog {
+    /// When `kid` (hex) was last in a license issued for `content_id`, as Unix milliseconds. A newest-first scan of
+    /// the content's issued rows (the `(tenant_id, content_id, at_ms)` index) that stops at the first row naming it.
+    pub async fn key_last_issued(&self, tenant_id: TenantId, content_id: &str, kid_hex: &str) -> Result<Option<i64>> {
+        // KIDs are stored as lowercase hex, which holds no LIKE wildcard.
+        let kid = kid_hex.to_ascii_lowercase();
+        if !kid.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let at: Option<i64> = license_log::Entity::find()
+            .select_only()
+            .column(license_log::Column::AtMs)
+            .filter(license_log::Column::TenantId.eq(tenant_id.0))
+            .filter(license_log::Column::ContentId.eq(content_id))
+            .filter(license_log::Column::Outcome.eq(Outcome::Issued.as_str()))
+            .filter(license_log::Column::Kids.contains(&kid))
+            .order_by_desc(license_log::Column::AtMs)
+            .limit(1)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(at)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct LogQuery {
     pub limit: u64,

@@ -15,6 +15,8 @@
 mod error_codes;
 mod inspector;
 mod pages;
+mod policies;
+mod policy_form;
 
 use std::future::Future;
 use std::pin::Pin;

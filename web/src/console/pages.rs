@@ -713,4 +713,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(invite);
     super::inspector::configure(cfg);
     super::error_codes::configure(cfg);
+    super::policies::configure(cfg);
 }
