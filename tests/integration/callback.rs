@@ -14,11 +14,11 @@ use tokio::net::TcpListener;
 
 use crate::kit::{TestApp, TestTenant, assert_problem, b64url};
 
-const SECRET: [u8; 32] = *b"0123456789abcdef0123456789abcdef";
+pub(crate) const SECRET: [u8; 32] = *b"0123456789abcdef0123456789abcdef";
 
 /// How the tenant backend answers.
 #[derive(Clone)]
-enum Behaviour {
+pub(crate) enum Behaviour {
     Allow(Value),
     WrongNonce,
     NoNonce,
@@ -58,14 +58,14 @@ fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
 }
 
 /// The tenant's backend: verifies the signature Clavis sent, records the request, answers per `behaviour`.
-struct Backend {
-    url: String,
+pub(crate) struct Backend {
+    pub(crate) url: String,
     behaviour: Arc<Mutex<Behaviour>>,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Backend {
-    async fn start(behaviour: Behaviour) -> Backend {
+    pub(crate) async fn start(behaviour: Behaviour) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://127.0.0.1:{}/clavis/callback", listener.local_addr().unwrap().port());
         let behaviour = Arc::new(Mutex::new(behaviour));
@@ -89,7 +89,7 @@ impl Backend {
         self.received.lock().unwrap().last().cloned().expect("the backend received a request")
     }
 
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.received.lock().unwrap().len()
     }
 }

@@ -386,3 +386,231 @@ async fn the_policy_editors_set_the_default_and_a_contents_policy_and_licenses_f
     let their_content: Value = app.get("/api/v1/contents/their-movie", &other.api_key).await.json().await.unwrap();
     assert!(their_content.get("policy").is_none());
 }
+
+#[tokio::test]
+async fn the_integrations_page_sets_license_settings_callback_mode_and_token_formats_without_showing_secrets() {
+    use crate::callback::{Backend, Behaviour, SECRET};
+    use base64::Engine;
+    let app = TestApp::spawn_with(ServiceSet::ALL, |config| config.callback_allow_private_networks = true).await;
+    let (email, tenant) = console_tenant(&app, "Integration Films").await;
+    let mut owner = signed_in(&app, &email).await;
+    let page = owner.get("/console/integrations").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<strong>token mode</strong>; no callback configured"));
+
+    // License settings: the API's rules, the API's result; the crossdomain.xml follows the origins.
+    let saved = owner
+        .submit(
+            "/console/integrations",
+            "/console/integrations/settings",
+            &[
+                ("token_ttl_seconds", "900"),
+                ("clock_skew_seconds", "30"),
+                ("allowed_origins", "https://player.example.com\nhttp://legacy.example.com:8080"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    assert!(saved.body.contains("id=\"settings-outcome\""));
+    let settings = tenant_settings(&app, &tenant).await;
+    assert_eq!(
+        (settings["token_ttl_seconds"].as_u64(), settings["clock_skew_seconds"].as_u64()),
+        (Some(900), Some(30))
+    );
+    assert_eq!(settings["allowed_origins"], json!(["https://player.example.com", "http://legacy.example.com:8080"]));
+    let bad = owner
+        .submit(
+            "/console/integrations",
+            "/console/integrations/settings",
+            &[("token_ttl_seconds", "900"), ("clock_skew_seconds", "999999"), ("allowed_origins", "")],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("clock_skew_seconds"), "{}", bad.body);
+    assert_eq!(tenant_settings(&app, &tenant).await["clock_skew_seconds"], 30);
+    let policy = app.http.get(app.url(&format!("/license/{}/crossdomain.xml", tenant.site_id))).send().await.unwrap();
+    assert_eq!(policy.status(), 200);
+    assert_eq!(policy.headers()["content-type"], "text/x-cross-domain-policy");
+    let xml = policy.text().await.unwrap();
+    assert!(xml.contains("<allow-access-from domain=\"player.example.com\" secure=\"true\"/>"), "{xml}");
+    assert!(xml.contains("<allow-access-from domain=\"legacy.example.com\" secure=\"false\"/>"), "{xml}");
+    assert!(!xml.contains("domain=\"*\""));
+    let unknown = app.http.get(app.url("/license/ZZZZ/crossdomain.xml")).send().await.unwrap();
+    crate::kit::assert_problem(unknown, 404, 2004).await;
+
+    // Callback mode with the backend's secret, then "send test callback": the page shows the exact exchange.
+    let backend = Backend::start(Behaviour::Allow(json!({"allowed_tracks": ["SD"]}))).await;
+    let secret = base64::engine::general_purpose::STANDARD.encode(SECRET);
+    let saved = owner
+        .submit(
+            "/console/integrations",
+            "/console/integrations/callback",
+            &[
+                ("mode", "callback"),
+                ("url", &backend.url),
+                ("timeout_ms", "1500"),
+                ("secret", "set"),
+                ("shared_secret", &secret),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    assert!(saved.body.contains("<strong>callback mode</strong>"), "{}", saved.body);
+    assert!(!saved.body.contains(&secret), "a secret set by the tenant is never shown back");
+    let api: Value = app.get("/api/v1/integrations/callback", &tenant.api_key).await.json().await.unwrap();
+    assert_eq!((api["mode"].as_str(), api["url"].as_str()), (Some("callback"), Some(backend.url.as_str())));
+    let tested = owner.submit("/console/integrations", "/console/integrations/callback/test", &[]).await;
+    assert_eq!(tested.status, 200, "{}", tested.body);
+    assert!(tested.body.contains("The test callback passed every check."), "{}", tested.body);
+    assert!(tested.body.contains("id=\"callback-exchange\""));
+    assert!(
+        tested.body.contains("&#34;type&#34;: &#34;test&#34;")
+            || tested.body.contains("\\&#34;type\\&#34;:\\&#34;test\\&#34;"),
+        "{}",
+        tested.body
+    );
+    assert_eq!(backend.count(), 1, "the backend got exactly the test request");
+    // Generating a new secret shows it once; the old secret no longer passes the test.
+    let regenerated = owner
+        .submit(
+            "/console/integrations",
+            "/console/integrations/callback",
+            &[("mode", "callback"), ("url", &backend.url), ("timeout_ms", "1500"), ("secret", "generate")],
+        )
+        .await;
+    assert!(regenerated.body.contains("id=\"callback-secret\""), "{}", regenerated.body);
+    assert!(!owner.get("/console/integrations").await.body.contains("id=\"callback-secret\""), "shown only once");
+    let tested = owner.submit("/console/integrations", "/console/integrations/callback/test", &[]).await;
+    assert!(tested.body.contains("The test callback failed"), "{}", tested.body);
+    let refused = owner
+        .submit("/console/integrations", "/console/integrations/callback", &[("mode", "callback"), ("url", "ftp://x")])
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+
+    // Token formats: set through the forms, visible through the API, secrets never on the page.
+    let site_key = "0123456789abcdef0123456789abcdef";
+    let access_key = "access-key-only-the-backend-knows";
+    let saved = owner
+        .submit(
+            "/console/integrations",
+            "/console/integrations/pallycon",
+            &[
+                ("site_id", "CNSL"),
+                ("site_key", site_key),
+                ("access_key", access_key),
+                ("token_ttl_seconds", "300"),
+                ("compat_errors", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    let pallycon: Value = app.get("/api/v1/integrations/pallycon", &tenant.api_key).await.json().await.unwrap();
+    assert_eq!(pallycon["site_id"], "CNSL");
+    assert_eq!((pallycon["token_ttl_seconds"].as_u64(), pallycon["compat_errors"].as_bool()), (Some(300), Some(true)));
+    let drm_secret = "aa".repeat(32);
+    let saved = owner
+        .submit(
+            "/console/integrations",
+            "/console/integrations/drmtoday",
+            &[("merchant", "console-merchant"), ("keys", &format!("key-1 {drm_secret}"))],
+        )
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    let drmtoday: Value = app.get("/api/v1/integrations/drmtoday", &tenant.api_key).await.json().await.unwrap();
+    assert_eq!((drmtoday["merchant"].as_str(), drmtoday["kids"].clone()), (Some("console-merchant"), json!(["key-1"])));
+    let com_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let com_key_id = "69e54088-e9e0-4530-8c1a-1eb6dcd0d14e";
+    let saved = owner
+        .submit(
+            "/console/integrations",
+            "/console/integrations/axinom",
+            &[("keys", &format!("{com_key_id} {com_key}"))],
+        )
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    let page = owner.get("/console/integrations").await;
+    assert!(page.body.contains("Accepted: site id CNSL"), "{}", page.body);
+    assert!(page.body.contains("Accepted: merchant console-merchant, key ids key-1"));
+    assert!(page.body.contains(&format!("Accepted: communication key ids {com_key_id}")));
+    for secret in [site_key, access_key, drm_secret.as_str(), com_key.as_str(), secret.as_str()] {
+        assert!(!page.body.contains(secret), "the page shows no secret");
+    }
+    let bad = owner
+        .submit(
+            "/console/integrations",
+            "/console/integrations/drmtoday",
+            &[("merchant", "m"), ("keys", "key-1 short")],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("secrets[0].secret"), "{}", bad.body);
+
+    // One PallyCon site belongs to one tenant: another tenant's form is refused with 4014.
+    let other_email = signed_up(&app, "Other Integration Films").await;
+    let mut other = signed_in(&app, &other_email).await;
+    let taken = other
+        .submit(
+            "/console/integrations",
+            "/console/integrations/pallycon",
+            &[("site_id", "CNSL"), ("site_key", site_key), ("access_key", "x")],
+        )
+        .await;
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    assert!(taken.body.contains("4014"));
+    assert!(
+        other.get("/console/integrations").await.body.contains("<strong>token mode</strong>"),
+        "not the neighbour's"
+    );
+
+    // A viewer reads, cannot save or test; removing forgets the secrets.
+    let mut viewer = invited(&app, &mut owner, "viewer").await;
+    assert_eq!(viewer.get("/console/integrations").await.status, 200);
+    let refused = viewer.submit("/console/integrations", "/console/integrations/callback/test", &[]).await;
+    assert_eq!((refused.status, refused.code.as_deref()), (403, Some("2026")));
+    let refused = viewer
+        .submit(
+            "/console/integrations",
+            "/console/integrations/settings",
+            &[("token_ttl_seconds", "1"), ("clock_skew_seconds", "1")],
+        )
+        .await;
+    assert_eq!((refused.status, refused.code.as_deref()), (403, Some("2026")));
+    let removed = owner.submit("/console/integrations", "/console/integrations/pallycon/remove", &[]).await;
+    assert_eq!(removed.status, 200);
+    assert_eq!(app.get("/api/v1/integrations/pallycon", &tenant.api_key).await.status(), 404);
+    let forged = owner.post("/console/integrations/axinom/remove", &[("csrf", "nope")]).await;
+    assert_eq!((forged.status, forged.code.as_deref()), (403, Some("2021")));
+    assert_eq!(app.get("/api/v1/integrations/axinom", &tenant.api_key).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_switches_to_callback_mode_and_sends_a_test_callback() {
+    use crate::callback::{Backend, Behaviour, SECRET};
+    use base64::Engine;
+    let app = TestApp::spawn_with(ServiceSet::ALL, |config| config.callback_allow_private_networks = true).await;
+    let (email, _tenant) = console_tenant(&app, "Callback Films").await;
+    let backend = Backend::start(Behaviour::Allow(json!({}))).await;
+    let driver = ChromeDriver::start();
+    let client = driver.browser().await;
+    client.set_window_size(1100, 1600).await.unwrap();
+    let mut shots = Shots::in_folder("console-pages");
+    browser_signed_in(&app, &client, &email).await;
+    click(&client, "nav[aria-label=Console] a[href='/console/integrations']").await;
+    heading_becomes(&client, "Integration settings").await;
+    shots.take(&client, "integrations").await;
+
+    client.find(Locator::Css("#mode option[value='callback']")).await.unwrap().click().await.unwrap();
+    fill(&client, "url", &backend.url).await;
+    client.find(Locator::Css("#secret option[value='set']")).await.unwrap().click().await.unwrap();
+    fill(&client, "shared_secret", &base64::engine::general_purpose::STANDARD.encode(SECRET)).await;
+    click(&client, "form[action='/console/integrations/callback'] button[type=submit]").await;
+    assert!(text_of(&client, "callback-state").await.contains("callback mode"));
+    click(&client, "#send-test-callback").await;
+    let outcome = text_of(&client, "callback-outcome").await;
+    assert!(outcome.contains("The test callback passed every check."), "{outcome}");
+    let exchange = text_of(&client, "callback-exchange").await;
+    assert!(exchange.contains(&backend.url) && exchange.contains("\"status\": 200"), "{exchange}");
+    shots.take(&client, "integrations-test-callback").await;
+    assert_eq!(backend.count(), 1);
+    client.close().await.unwrap();
+}

@@ -1,9 +1,9 @@
 //! License endpoints (called by players) and the tenant's view of its license log.
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use clavis_core::ids::Drm;
+use clavis_core::ids::{Drm, SiteId};
 use clavis_core::{ClavisError, ErrorCode, Result};
-use clavis_tenant::TenantAuth;
+use clavis_tenant::{Directory, TenantAuth};
 use serde::Deserialize;
 
 use clavis_tokens::Credential;
@@ -120,6 +120,25 @@ pub async fn clearkey(req: HttpRequest, payload: web::Payload, service: web::Dat
         Err(e) => Err(e),
     };
     service.finish(story, result, "application/json").await
+}
+
+/// The tenant's cross-domain policy for legacy (Flash-era) players, made from its allowed origins.
+#[utoipa::path(
+    get, path = "/license/{site_id}/crossdomain.xml", tag = "licenses",
+    params(("site_id" = String, Path, description = "The tenant's site id")),
+    responses(
+        (status = 200, description = "The cross-domain policy", content_type = "text/x-cross-domain-policy", body = String),
+        (status = 404, description = "2004 no tenant has this site id", body = clavis_core::error::Problem),
+    )
+)]
+pub async fn crossdomain(path: web::Path<String>, directory: web::Data<Directory>) -> Result<HttpResponse> {
+    let unknown = || ClavisError::new(ErrorCode::TenantNotFound, "no tenant has this site id");
+    let site_id = SiteId::parse(&path).map_err(|_| unknown())?;
+    let tenant = directory.by_site_id(site_id).await?.ok_or_else(unknown)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/x-cross-domain-policy")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "max-age=300"))
+        .body(cors::crossdomain_xml(&tenant.settings.allowed_origins)))
 }
 
 pub async fn preflight(req: HttpRequest) -> HttpResponse {

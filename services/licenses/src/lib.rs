@@ -41,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/fairplay", web::post().to(fairplay::ksm))
                 .route("/fairplay/certificate/{site_id}", web::get().to(fairplay::certificate))
                 .route("/hls-aes/{site_id}/{content_id}/{kid}", web::get().to(hls::hls_aes))
+                .route("/{site_id}/crossdomain.xml", web::get().to(api::crossdomain))
                 .route("/{tail:.*}", web::method(actix_web::http::Method::OPTIONS).to(api::preflight))
                 .default_service(web::to(api::unknown_license_path)),
         );
@@ -50,6 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[openapi(
     paths(
         api::clearkey,
+        api::crossdomain,
         hls::hls_aes,
         api::license_log,
         inspect::inspect,

@@ -141,7 +141,7 @@ impl LicenseService {
         LicenseService { tokens, keys, log, fairplay_providers: crate::fairplay::Providers::default(), callbacks }
     }
 
-    pub(crate) fn callbacks(&self) -> &crate::callback::Callbacks {
+    pub fn callbacks(&self) -> &crate::callback::Callbacks {
         &self.callbacks
     }
 

@@ -19,7 +19,7 @@ use actix_web::web;
 pub use accounts::{Accounts, LinkPurpose, Member, SessionInfo, SignIn};
 pub use auth::TenantAuth;
 pub use directory::{ApiKeyIdentity, ApiKeyInfo, CreatedTenant, Directory, NewTenant};
-pub use model::{Email, Role, Tenant, TenantSettings, TenantStatus};
+pub use model::{Email, Role, SettingsPatch, Tenant, TenantSettings, TenantStatus};
 pub use secrets::{Secret, SecretKind, SecretVault};
 
 /// Register the tenant service's routes.

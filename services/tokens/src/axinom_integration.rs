@@ -407,6 +407,38 @@ fn parse_body(body: AxinomIntegrationBody) -> Result<(AxinomIntegrationView, Sto
     Ok((view, StoredKeys { keys }))
 }
 
+/// Configure (or replace) the tenant's Axinom integration: what `PUT /api/v1/integrations/axinom` and the console's
+/// form both do. The issuer id is claimed first, so one belongs to one tenant.
+pub async fn save_integration(
+    vault: &SecretVault,
+    issuers: &Issuers,
+    tenant_id: clavis_core::ids::TenantId,
+    body: AxinomIntegrationBody,
+) -> Result<AxinomIntegrationView> {
+    let (view, keys) = parse_body(body)?;
+    issuers.claim_many(FORMAT, &view.com_key_ids, tenant_id).await?;
+    vault.put_json(tenant_id, SecretKind::Axinom, VAULT_NAME, &view, &keys).await?;
+    Ok(AxinomIntegrationView { updated_at: Some(Utc::now()), ..view })
+}
+
+/// The tenant's Axinom settings without their secrets; `None` when not configured.
+pub async fn read_integration(
+    vault: &SecretVault,
+    tenant_id: clavis_core::ids::TenantId,
+) -> Result<Option<AxinomIntegrationView>> {
+    vault.get(tenant_id, SecretKind::Axinom, VAULT_NAME).await?.map(|secret| view_of(&secret)).transpose()
+}
+
+/// Stop accepting the tenant's Axinom tokens and forget the secrets; false when none were configured.
+pub async fn remove_integration(
+    vault: &SecretVault,
+    issuers: &Issuers,
+    tenant_id: clavis_core::ids::TenantId,
+) -> Result<bool> {
+    issuers.release(FORMAT, tenant_id).await?;
+    vault.delete(tenant_id, SecretKind::Axinom, VAULT_NAME).await
+}
+
 /// Accept the tenant's Axinom license service messages: the communication keys they are signed with (stored sealed;
 /// the set replaces the earlier one). No key id may belong to another tenant.
 #[utoipa::path(
@@ -427,10 +459,7 @@ pub async fn put_axinom(
     issuers: web::Data<Issuers>,
     body: ValidJson<AxinomIntegrationBody>,
 ) -> Result<HttpResponse> {
-    let (view, keys) = parse_body(body.into_inner())?;
-    issuers.claim_many(FORMAT, &view.com_key_ids, auth.tenant.id).await?;
-    vault.put_json(auth.tenant.id, SecretKind::Axinom, VAULT_NAME, &view, &keys).await?;
-    Ok(HttpResponse::Ok().json(AxinomIntegrationView { updated_at: Some(Utc::now()), ..view }))
+    Ok(HttpResponse::Ok().json(save_integration(&vault, &issuers, auth.tenant.id, body.into_inner()).await?))
 }
 
 /// The tenant's Axinom settings (key ids, never the keys).
@@ -445,8 +474,7 @@ pub async fn put_axinom(
 )]
 #[get("/api/v1/integrations/axinom")]
 pub async fn get_axinom(auth: TenantAuth, vault: web::Data<SecretVault>) -> Result<HttpResponse> {
-    let secret = vault.get(auth.tenant.id, SecretKind::Axinom, VAULT_NAME).await?.ok_or_else(not_enabled)?;
-    Ok(HttpResponse::Ok().json(view_of(&secret)?))
+    Ok(HttpResponse::Ok().json(read_integration(&vault, auth.tenant.id).await?.ok_or_else(not_enabled)?))
 }
 
 /// Stop accepting the tenant's Axinom messages and forget its keys.
@@ -465,8 +493,7 @@ pub async fn delete_axinom(
     vault: web::Data<SecretVault>,
     issuers: web::Data<Issuers>,
 ) -> Result<HttpResponse> {
-    issuers.release(FORMAT, auth.tenant.id).await?;
-    if !vault.delete(auth.tenant.id, SecretKind::Axinom, VAULT_NAME).await? {
+    if !remove_integration(&vault, &issuers, auth.tenant.id).await? {
         return Err(not_enabled());
     }
     Ok(HttpResponse::NoContent().finish())

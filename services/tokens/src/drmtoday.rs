@@ -472,6 +472,38 @@ fn parse_body(body: DrmtodayIntegrationBody) -> Result<(DrmtodayIntegrationView,
     Ok((view, StoredSecrets { secrets }))
 }
 
+/// Configure (or replace) the tenant's DRMtoday integration: what `PUT /api/v1/integrations/drmtoday` and the console's
+/// form both do. The issuer id is claimed first, so one belongs to one tenant.
+pub async fn save_integration(
+    vault: &SecretVault,
+    issuers: &Issuers,
+    tenant_id: clavis_core::ids::TenantId,
+    body: DrmtodayIntegrationBody,
+) -> Result<DrmtodayIntegrationView> {
+    let (view, secrets) = parse_body(body)?;
+    issuers.claim(FORMAT, &view.merchant, tenant_id).await?;
+    vault.put_json(tenant_id, SecretKind::Drmtoday, VAULT_NAME, &view, &secrets).await?;
+    Ok(DrmtodayIntegrationView { updated_at: Some(Utc::now()), ..view })
+}
+
+/// The tenant's DRMtoday settings without their secrets; `None` when not configured.
+pub async fn read_integration(
+    vault: &SecretVault,
+    tenant_id: clavis_core::ids::TenantId,
+) -> Result<Option<DrmtodayIntegrationView>> {
+    vault.get(tenant_id, SecretKind::Drmtoday, VAULT_NAME).await?.map(|secret| view_of(&secret)).transpose()
+}
+
+/// Stop accepting the tenant's DRMtoday tokens and forget the secrets; false when none were configured.
+pub async fn remove_integration(
+    vault: &SecretVault,
+    issuers: &Issuers,
+    tenant_id: clavis_core::ids::TenantId,
+) -> Result<bool> {
+    issuers.release(FORMAT, tenant_id).await?;
+    vault.delete(tenant_id, SecretKind::Drmtoday, VAULT_NAME).await
+}
+
 /// Accept the tenant's DRMtoday upfront tokens: its merchant id and the shared secrets the tokens are signed with
 /// (stored sealed; the set replaces the earlier one). The merchant must not belong to another tenant.
 #[utoipa::path(
@@ -492,10 +524,7 @@ pub async fn put_drmtoday(
     issuers: web::Data<Issuers>,
     body: ValidJson<DrmtodayIntegrationBody>,
 ) -> Result<HttpResponse> {
-    let (view, secrets) = parse_body(body.into_inner())?;
-    issuers.claim(FORMAT, &view.merchant, auth.tenant.id).await?;
-    vault.put_json(auth.tenant.id, SecretKind::Drmtoday, VAULT_NAME, &view, &secrets).await?;
-    Ok(HttpResponse::Ok().json(DrmtodayIntegrationView { updated_at: Some(Utc::now()), ..view }))
+    Ok(HttpResponse::Ok().json(save_integration(&vault, &issuers, auth.tenant.id, body.into_inner()).await?))
 }
 
 /// The tenant's DRMtoday settings (key ids, never the secrets).
@@ -510,8 +539,7 @@ pub async fn put_drmtoday(
 )]
 #[get("/api/v1/integrations/drmtoday")]
 pub async fn get_drmtoday(auth: TenantAuth, vault: web::Data<SecretVault>) -> Result<HttpResponse> {
-    let secret = vault.get(auth.tenant.id, SecretKind::Drmtoday, VAULT_NAME).await?.ok_or_else(not_enabled)?;
-    Ok(HttpResponse::Ok().json(view_of(&secret)?))
+    Ok(HttpResponse::Ok().json(read_integration(&vault, auth.tenant.id).await?.ok_or_else(not_enabled)?))
 }
 
 /// Stop accepting the tenant's DRMtoday tokens and forget its secrets.
@@ -530,8 +558,7 @@ pub async fn delete_drmtoday(
     vault: web::Data<SecretVault>,
     issuers: web::Data<Issuers>,
 ) -> Result<HttpResponse> {
-    issuers.release(FORMAT, auth.tenant.id).await?;
-    if !vault.delete(auth.tenant.id, SecretKind::Drmtoday, VAULT_NAME).await? {
+    if !remove_integration(&vault, &issuers, auth.tenant.id).await? {
         return Err(not_enabled());
     }
     Ok(HttpResponse::NoContent().finish())

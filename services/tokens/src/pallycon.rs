@@ -284,6 +284,38 @@ fn parse_body(body: PallyconIntegrationBody) -> Result<(PallyconIntegrationView,
     ))
 }
 
+/// Configure (or replace) the tenant's PallyCon integration: what `PUT /api/v1/integrations/pallycon` and the console's
+/// form both do. The issuer id is claimed first, so one belongs to one tenant.
+pub async fn save_integration(
+    vault: &SecretVault,
+    issuers: &Issuers,
+    tenant_id: clavis_core::ids::TenantId,
+    body: PallyconIntegrationBody,
+) -> Result<PallyconIntegrationView> {
+    let (view, keys) = parse_body(body)?;
+    issuers.claim(FORMAT, &view.site_id, tenant_id).await?;
+    vault.put_json(tenant_id, SecretKind::Pallycon, VAULT_NAME, &view, &keys).await?;
+    Ok(PallyconIntegrationView { updated_at: Some(Utc::now()), ..view })
+}
+
+/// The tenant's PallyCon settings without their secrets; `None` when not configured.
+pub async fn read_integration(
+    vault: &SecretVault,
+    tenant_id: clavis_core::ids::TenantId,
+) -> Result<Option<PallyconIntegrationView>> {
+    vault.get(tenant_id, SecretKind::Pallycon, VAULT_NAME).await?.map(|secret| view_of(&secret)).transpose()
+}
+
+/// Stop accepting the tenant's PallyCon tokens and forget the secrets; false when none were configured.
+pub async fn remove_integration(
+    vault: &SecretVault,
+    issuers: &Issuers,
+    tenant_id: clavis_core::ids::TenantId,
+) -> Result<bool> {
+    issuers.release(FORMAT, tenant_id).await?;
+    vault.delete(tenant_id, SecretKind::Pallycon, VAULT_NAME).await
+}
+
 /// Accept the tenant's PallyCon tokens: their site id, site key and access key (stored sealed), token lifetime and
 /// error style. The site id must not belong to another tenant.
 #[utoipa::path(
@@ -304,10 +336,7 @@ pub async fn put_pallycon(
     issuers: web::Data<Issuers>,
     body: ValidJson<PallyconIntegrationBody>,
 ) -> Result<HttpResponse> {
-    let (view, keys) = parse_body(body.into_inner())?;
-    issuers.claim(FORMAT, &view.site_id, auth.tenant.id).await?;
-    vault.put_json(auth.tenant.id, SecretKind::Pallycon, VAULT_NAME, &view, &keys).await?;
-    Ok(HttpResponse::Ok().json(PallyconIntegrationView { updated_at: Some(Utc::now()), ..view }))
+    Ok(HttpResponse::Ok().json(save_integration(&vault, &issuers, auth.tenant.id, body.into_inner()).await?))
 }
 
 /// The tenant's PallyCon settings (without keys).
@@ -322,8 +351,7 @@ pub async fn put_pallycon(
 )]
 #[get("/api/v1/integrations/pallycon")]
 pub async fn get_pallycon(auth: TenantAuth, vault: web::Data<SecretVault>) -> Result<HttpResponse> {
-    let secret = vault.get(auth.tenant.id, SecretKind::Pallycon, VAULT_NAME).await?.ok_or_else(not_enabled)?;
-    Ok(HttpResponse::Ok().json(view_of(&secret)?))
+    Ok(HttpResponse::Ok().json(read_integration(&vault, auth.tenant.id).await?.ok_or_else(not_enabled)?))
 }
 
 /// Stop accepting the tenant's PallyCon tokens and forget its keys.
@@ -342,8 +370,7 @@ pub async fn delete_pallycon(
     vault: web::Data<SecretVault>,
     issuers: web::Data<Issuers>,
 ) -> Result<HttpResponse> {
-    issuers.release(FORMAT, auth.tenant.id).await?;
-    if !vault.delete(auth.tenant.id, SecretKind::Pallycon, VAULT_NAME).await? {
+    if !remove_integration(&vault, &issuers, auth.tenant.id).await? {
         return Err(not_enabled());
     }
     Ok(HttpResponse::NoContent().finish())

@@ -14,6 +14,7 @@
 
 mod error_codes;
 mod inspector;
+mod integrations;
 mod pages;
 mod policies;
 mod policy_form;

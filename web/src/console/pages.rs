@@ -714,4 +714,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     super::inspector::configure(cfg);
     super::error_codes::configure(cfg);
     super::policies::configure(cfg);
+    super::integrations::configure(cfg);
 }

@@ -295,7 +295,7 @@ impl Callbacks {
         }))
     }
 
-    async fn put(&self, tenant: &Tenant, body: CallbackSettingsBody) -> Result<CallbackSettingsView> {
+    pub async fn put(&self, tenant: &Tenant, body: CallbackSettingsBody) -> Result<CallbackSettingsView> {
         let url = self.outbound.check_url(body.url.trim())?;
         let timeout_ms = body.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
@@ -348,7 +348,7 @@ impl Callbacks {
         })
     }
 
-    async fn view(&self, tenant: &Tenant) -> Result<CallbackSettingsView> {
+    pub async fn view(&self, tenant: &Tenant) -> Result<CallbackSettingsView> {
         let secret = self.vault.get(tenant.id, SecretKind::Callback, VAULT_NAME).await?.ok_or_else(not_enabled)?;
         let stored: StoredSettings = secret.meta_as()?;
         Ok(CallbackSettingsView {
@@ -391,7 +391,7 @@ impl Callbacks {
         self.exchange(&settings, &facts, &mut sent, &mut received).await
     }
 
-    async fn test(&self, tenant: &Tenant) -> Result<TestExchange> {
+    pub async fn test(&self, tenant: &Tenant) -> Result<TestExchange> {
         let settings = self.settings(tenant).await?.ok_or_else(not_enabled)?;
         let facts = Facts {
             kind: "test",
