@@ -1,5 +1,7 @@
 # The Clavis image the Helm chart runs: one binary, every service (`clavis serve --services <name>` picks one).
 #   docker build -t clavis:0.1.0 .
+# Built where Docker and a registry are reachable; CI here has neither and checks only that this file agrees with the
+# workspace (tests/integration/packaging_snippets.rs). See docs/operations.md, "The container image".
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .

@@ -16,6 +16,8 @@ mod inspect;
 mod key_seed;
 mod keys;
 mod kit;
+mod migrating;
+mod packaging_snippets;
 mod pallycon;
 mod platform;
 mod players;
