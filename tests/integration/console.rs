@@ -88,6 +88,20 @@ impl<'a> Visitor<'a> {
         self.read(response).await
     }
 
+    /// POST a multipart form (file uploads).
+    pub(crate) async fn post_multipart(&mut self, path: &str, form: reqwest::multipart::Form) -> Answer {
+        let response = self
+            .app
+            .http
+            .post(self.app.url(path))
+            .header("cookie", self.cookie_header())
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        self.read(response).await
+    }
+
     /// GET a page with a form and POST it back with the page's CSRF token and `fields`.
     pub(crate) async fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Answer {
         let html = self.get(page).await;

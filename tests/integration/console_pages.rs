@@ -614,3 +614,172 @@ async fn chromium_switches_to_callback_mode_and_sends_a_test_callback() {
     assert_eq!(backend.count(), 1);
     client.close().await.unwrap();
 }
+
+fn fairplay_dev_credentials() -> (std::path::PathBuf, std::path::PathBuf) {
+    // Canonical: ChromeDriver takes only canonical paths for file inputs.
+    let dir = crate::kit::vectors_dir()
+        .join("fairplay/apple-fps-sdk-4.1.0-via-andreyrikunov/credentials")
+        .canonicalize()
+        .unwrap();
+    (dir.join("dev_certificate.der"), dir.join("dev_private_key.pem"))
+}
+
+const FAIRPLAY_ASK: &str = "00112233445566778899aabbccddeeff";
+const FAIRPLAY_DASK: &str = "d87ce7a26081de2e8eb8acef3a6dc179";
+const DEV_CERT_SHA1: &str = "5561980aa51f03aa04bca24556c841a71736c771";
+
+/// The upload form with `files` (name, bytes) and text fields.
+fn fairplay_form(csrf: &str, files: &[(&str, Vec<u8>)], fields: &[(&str, &str)]) -> reqwest::multipart::Form {
+    let mut form = reqwest::multipart::Form::new().text("csrf", csrf.to_owned());
+    for (name, bytes) in files {
+        form = form
+            .part(name.to_string(), reqwest::multipart::Part::bytes(bytes.clone()).file_name(format!("{name}.bin")));
+    }
+    for (name, value) in fields {
+        form = form.text(name.to_string(), value.to_string());
+    }
+    form
+}
+
+#[tokio::test]
+async fn the_fairplay_page_uploads_the_development_credentials_says_what_it_checked_and_refuses_bad_files() {
+    let app = TestApp::spawn().await;
+    let (email, tenant) = console_tenant(&app, "FairPlay Films").await;
+    let mut owner = signed_in(&app, &email).await;
+    let (cert_path, key_path) = fairplay_dev_credentials();
+    let (cert, key) = (std::fs::read(cert_path).unwrap(), std::fs::read(key_path).unwrap());
+    let page = owner.get("/console/fairplay").await;
+    assert!(page.body.contains("id=\"no-credentials\""), "{}", page.body);
+    let csrf = crate::console::csrf_of(&page.body);
+    let fixed = [("ask", FAIRPLAY_ASK), ("d_function", "fixed"), ("dask", FAIRPLAY_DASK)];
+
+    // Refusals first, each naming what is wrong, and nothing is stored.
+    // (files, fields, status, what the answer names)
+    type Refusal<'a> = (Vec<(&'a str, Vec<u8>)>, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let refusals: Vec<Refusal> = vec![
+        (vec![("private_key", key.clone())], fixed.to_vec(), 422, "certificate"),
+        (
+            vec![("certificate", cert.clone()), ("private_key", b"not a key".to_vec())],
+            fixed.to_vec(),
+            422,
+            "private_key",
+        ),
+        (
+            vec![("certificate", cert.clone()), ("private_key", key.clone())],
+            vec![("ask", "abcd"), ("d_function", "fixed"), ("dask", FAIRPLAY_DASK)],
+            422,
+            "ask",
+        ),
+        (
+            vec![("certificate", cert.clone()), ("private_key", key.clone())],
+            vec![("ask", FAIRPLAY_ASK), ("d_function", "fixed")],
+            422,
+            "dask",
+        ),
+        (vec![("certificate", vec![b'x'; 70 * 1024]), ("private_key", key.clone())], fixed.to_vec(), 413, "1012"),
+    ];
+    for (files, fields, status, named) in refusals {
+        let answer = owner.post_multipart("/console/fairplay", fairplay_form(&csrf, &files, &fields)).await;
+        assert_eq!(answer.status, status, "{named}: {}", answer.body);
+        assert!(answer.body.contains(named), "{named}: {}", answer.body);
+    }
+    let forged = owner
+        .post_multipart(
+            "/console/fairplay",
+            fairplay_form("wrong", &[("certificate", cert.clone()), ("private_key", key.clone())], &fixed),
+        )
+        .await;
+    assert_eq!((forged.status, forged.code.as_deref()), (403, Some("2021")));
+    let listed: Value = app.get("/api/v1/fairplay/credentials", &tenant.api_key).await.json().await.unwrap();
+    assert_eq!(listed, json!([]));
+
+    // The development credentials: stored, described in plain words, served to players, no secret on the page.
+    let uploaded = owner
+        .post_multipart(
+            "/console/fairplay",
+            fairplay_form(&csrf, &[("certificate", cert.clone()), ("private_key", key.clone())], &fixed),
+        )
+        .await;
+    assert_eq!(uploaded.status, 200, "{}", uploaded.body);
+    assert!(uploaded.body.contains(&format!("SHA-1 {DEV_CERT_SHA1}")), "{}", uploaded.body);
+    assert!(
+        uploaded.body.contains("the private key matches the certificate (1024-bit RSA, so players send SPC version 1)")
+    );
+    assert!(uploaded.body.contains("the ASk is 16 bytes; D function: a fixed DASk"));
+    let key_text = String::from_utf8(key.clone()).unwrap();
+    let key_body = key_text.lines().nth(1).unwrap();
+    for secret in [FAIRPLAY_ASK, FAIRPLAY_DASK, "PRIVATE KEY", key_body] {
+        assert!(!uploaded.body.contains(secret), "{secret} is not shown");
+    }
+    let listed: Value = app.get("/api/v1/fairplay/credentials", &tenant.api_key).await.json().await.unwrap();
+    assert_eq!((listed[0]["sha1"].as_str(), listed[0]["d_function"].as_str()), (Some(DEV_CERT_SHA1), Some("fixed")));
+    let served =
+        app.http.get(app.url(&format!("/license/fairplay/certificate/{}", tenant.site_id))).send().await.unwrap();
+    assert_eq!(served.bytes().await.unwrap().as_ref(), cert.as_slice(), "players get the uploaded certificate");
+    // A PEM certificate file is read as well (the same certificate: replaced, not added).
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &cert)
+    );
+    let replaced = owner
+        .post_multipart(
+            "/console/fairplay",
+            fairplay_form(
+                &csrf,
+                &[("certificate", pem.into_bytes()), ("private_key", key.clone())],
+                &[("ask", FAIRPLAY_ASK)],
+            ),
+        )
+        .await;
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    let listed: Value = app.get("/api/v1/fairplay/credentials", &tenant.api_key).await.json().await.unwrap();
+    assert_eq!((listed.as_array().unwrap().len(), listed[0]["d_function"].as_str()), (1, Some("apple-sample")));
+
+    // Another tenant neither sees nor deletes it; a viewer cannot upload; the owner deletes it.
+    let other_email = signed_up(&app, "Other FairPlay Films").await;
+    let mut other = signed_in(&app, &other_email).await;
+    assert!(other.get("/console/fairplay").await.body.contains("id=\"no-credentials\""));
+    let theirs = other.submit("/console/fairplay", &format!("/console/fairplay/{DEV_CERT_SHA1}/delete"), &[]).await;
+    assert_eq!((theirs.status, theirs.code.as_deref()), (404, Some("5014")));
+    let mut viewer = invited(&app, &mut owner, "viewer").await;
+    let viewer_csrf = crate::console::csrf_of(&viewer.get("/console/fairplay").await.body);
+    let refused = viewer
+        .post_multipart(
+            "/console/fairplay",
+            fairplay_form(&viewer_csrf, &[("certificate", cert.clone()), ("private_key", key.clone())], &fixed),
+        )
+        .await;
+    assert_eq!((refused.status, refused.code.as_deref()), (403, Some("2026")));
+    let deleted = owner.submit("/console/fairplay", &format!("/console/fairplay/{DEV_CERT_SHA1}/delete"), &[]).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let listed: Value = app.get("/api/v1/fairplay/credentials", &tenant.api_key).await.json().await.unwrap();
+    assert_eq!(listed, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_uploads_the_fairplay_development_credentials() {
+    let app = TestApp::spawn().await;
+    let (email, tenant) = console_tenant(&app, "Browser FairPlay Films").await;
+    let (cert_path, key_path) = fairplay_dev_credentials();
+    let driver = ChromeDriver::start();
+    let client = driver.browser().await;
+    client.set_window_size(1100, 1400).await.unwrap();
+    let mut shots = Shots::in_folder("console-fairplay");
+    browser_signed_in(&app, &client, &email).await;
+    click(&client, "nav[aria-label=Console] a[href='/console/fairplay']").await;
+    heading_becomes(&client, "FairPlay credentials").await;
+    shots.take(&client, "fairplay-empty").await;
+    let file = |id: &'static str| client.find(Locator::Id(id));
+    file("certificate").await.unwrap().send_keys(cert_path.to_str().unwrap()).await.unwrap();
+    file("private_key").await.unwrap().send_keys(key_path.to_str().unwrap()).await.unwrap();
+    fill(&client, "ask", FAIRPLAY_ASK).await;
+    client.find(Locator::Css("#d_function option[value='fixed']")).await.unwrap().click().await.unwrap();
+    fill(&client, "dask", FAIRPLAY_DASK).await;
+    click(&client, "form[action='/console/fairplay'] button[type=submit]").await;
+    let outcome = text_of(&client, "fairplay-outcome").await;
+    assert!(outcome.contains(DEV_CERT_SHA1) && outcome.contains("matches the certificate"), "{outcome}");
+    shots.take(&client, "fairplay-uploaded").await;
+    let listed: Value = app.get("/api/v1/fairplay/credentials", &tenant.api_key).await.json().await.unwrap();
+    assert_eq!(listed[0]["sha1"], DEV_CERT_SHA1);
+    client.close().await.unwrap();
+}

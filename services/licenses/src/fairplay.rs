@@ -130,7 +130,18 @@ pub async fn put_credentials(
     keys: web::Data<clavis_keys::KeyStore>,
     body: ValidJson<CredentialsBody>,
 ) -> Result<HttpResponse> {
-    let body = body.into_inner();
+    let view = save_credentials(&vault, &keys.public_url(), &auth.tenant, body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Validate and store one credential set: what `PUT /api/v1/fairplay/credentials` and the console's upload form do.
+/// The private key and ASk (and DASk) are sealed in the tenant's vault; only the view is readable afterwards.
+pub async fn save_credentials(
+    vault: &SecretVault,
+    public_url: &str,
+    tenant: &clavis_tenant::Tenant,
+    body: CredentialsBody,
+) -> Result<CredentialView> {
     let certificate = STANDARD
         .decode(body.certificate.split_whitespace().collect::<String>())
         .map_err(|_| invalid("certificate", "must be the DER certificate in base64"))?;
@@ -158,7 +169,7 @@ pub async fn put_credentials(
         spc_version: if info.key_bits == 1024 { 1 } else { 2 },
         d_function: d_function.to_owned(),
         private_key_matches_certificate: true,
-        certificate_url: certificate_url(&keys.public_url(), auth.tenant.site_id),
+        certificate_url: certificate_url(public_url, tenant.site_id),
     };
     let secret = Zeroizing::new(StoredSecret {
         private_key: STANDARD.encode(&validated.private_key_pkcs1),
@@ -166,8 +177,8 @@ pub async fn put_credentials(
         dask: dask.map(hex::encode),
     });
     let meta = StoredMeta { view: view.clone(), certificate: STANDARD.encode(&certificate) };
-    vault.put_json(auth.tenant.id, SecretKind::FairplayCredentials, &sha1, &meta, &*secret).await?;
-    Ok(HttpResponse::Ok().json(view))
+    vault.put_json(tenant.id, SecretKind::FairplayCredentials, &sha1, &meta, &*secret).await?;
+    Ok(view)
 }
 
 impl zeroize::Zeroize for StoredSecret {
@@ -189,8 +200,15 @@ impl zeroize::Zeroize for StoredSecret {
 )]
 #[get("/api/v1/fairplay/credentials")]
 pub async fn list_credentials(auth: TenantAuth, vault: web::Data<SecretVault>) -> Result<HttpResponse> {
-    let views: Vec<CredentialView> = stored_metas(&vault, &auth.tenant.id).await?.into_iter().map(|m| m.view).collect();
-    Ok(HttpResponse::Ok().json(views))
+    Ok(HttpResponse::Ok().json(credential_views(&vault, auth.tenant.id).await?))
+}
+
+/// The tenant's credentials as shown (no secrets), newest first.
+pub async fn credential_views(
+    vault: &SecretVault,
+    tenant_id: clavis_core::ids::TenantId,
+) -> Result<Vec<CredentialView>> {
+    Ok(stored_metas(vault, &tenant_id).await?.into_iter().map(|m| m.view).collect())
 }
 
 async fn stored_metas(vault: &SecretVault, tenant_id: &clavis_core::ids::TenantId) -> Result<Vec<StoredMeta>> {

@@ -13,6 +13,7 @@
 //!   instances each counts on its own.
 
 mod error_codes;
+mod fairplay;
 mod inspector;
 mod integrations;
 mod pages;

@@ -715,4 +715,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     super::error_codes::configure(cfg);
     super::policies::configure(cfg);
     super::integrations::configure(cfg);
+    super::fairplay::configure(cfg);
 }
