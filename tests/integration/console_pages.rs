@@ -118,6 +118,24 @@ async fn chromium_inspects_a_good_token_a_tampered_one_and_shows_a_bad_kid_next_
     assert_eq!(row.text().await.unwrap(), "1");
     shots.take(&client, "error-codes").await;
 
+    // The dashboard draws the day's requests; the log search finds the refused one and opens its story.
+    click(&client, "nav[aria-label=Console] a[href='/console']").await;
+    assert!(text_of(&client, "chart-summary").await.contains("1 licenses issued and 1 denied"));
+    shots.take(&client, "dashboard").await;
+    click(&client, "nav[aria-label=Console] a[href='/console/logs']").await;
+    heading_becomes(&client, "License log").await;
+    client.find(Locator::Css("#outcome option[value='denied']")).await.unwrap().click().await.unwrap();
+    click(&client, "form[action='/console/logs'] button[type=submit]").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !client.current_url().await.unwrap().query().unwrap_or_default().contains("outcome=denied") {
+        assert!(std::time::Instant::now() < deadline, "the search did not load");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    shots.take(&client, "license-log-denied").await;
+    click(&client, "#log tbody tr a").await;
+    assert_eq!(text_of(&client, "rule").await, "policy.allowed_tracks");
+    shots.take(&client, "license-log-story").await;
+
     // The default policy editor in the browser: a select and a number, saved, and shown back.
     click(&client, "nav[aria-label=Console] a[href='/console/policy']").await;
     heading_becomes(&client, "Default policy").await;
@@ -782,4 +800,106 @@ async fn chromium_uploads_the_fairplay_development_credentials() {
     let listed: Value = app.get("/api/v1/fairplay/credentials", &tenant.api_key).await.json().await.unwrap();
     assert_eq!(listed[0]["sha1"], DEV_CERT_SHA1);
     client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_dashboard_and_the_log_search_show_this_tenants_requests_and_each_ones_story() {
+    let app = TestApp::spawn().await;
+    let (email, tenant) = console_tenant(&app, "Dashboard Films").await;
+    let other = app.create_tenant("Noisy Neighbour Films").await;
+    let mut denied_hd = String::new();
+    for (who, user, issued, denied) in [(&tenant, "viewer-1", 3, 2), (&other, "viewer-1", 0, 4)] {
+        let keys = app.create_keys(who, json!({"content_id": "movie", "tracks": ["SD", "HD"]})).await;
+        let (sd, hd) =
+            (keys["keys"][0]["kid"].as_str().unwrap().to_owned(), keys["keys"][1]["kid"].as_str().unwrap().to_owned());
+        let token = app
+            .mint_token(who, json!({"user_id": user, "content_id": "movie", "policy": {"allowed_tracks": ["SD"]}}))
+            .await;
+        for _ in 0..issued {
+            assert_eq!(app.clearkey(&token, &[&sd]).await.status(), 200);
+        }
+        for _ in 0..denied {
+            assert_eq!(app.clearkey(&token, &[&hd]).await.status(), 403);
+        }
+        if std::ptr::eq(who, &tenant) {
+            denied_hd = hd;
+        }
+    }
+    app.flush_log().await;
+    let mut owner = signed_in(&app, &email).await;
+
+    let dashboard = owner.get("/console").await;
+    assert_eq!(dashboard.status, 200, "{}", dashboard.body);
+    assert!(dashboard.body.contains("3 licenses issued and 2 denied in the last 24 hours"), "{}", dashboard.body);
+    assert_eq!(dashboard.body.matches("<rect class=\"issued\"").count(), 24, "one bar per hour");
+    assert!(dashboard.body.contains("<svg id=\"license-chart\" role=\"img\""));
+    assert_eq!(cell(&dashboard.body, "drm-clearkey", "issued"), "3");
+    assert_eq!(cell(&dashboard.body, "drm-clearkey", "denied"), "2");
+    assert_eq!(cell(&dashboard.body, "by-code-5006", "count"), "2", "the neighbour's four refusals are not ours");
+    let week = owner.get("/console?range=7d").await;
+    assert!(week.body.contains("3 licenses issued and 2 denied in the last 7 days"));
+    assert_eq!(week.body.matches("<rect class=\"issued\"").count(), 28);
+
+    // The log search: by outcome, user, content and time; a bad time names its field.
+    let denied = owner.get("/console/logs?outcome=denied").await;
+    assert_eq!(denied.status, 200, "{}", denied.body);
+    assert_eq!(denied.body.matches("<td class=\"outcome\">denied</td>").count(), 2, "{}", denied.body);
+    assert_eq!(denied.body.matches("<tr id=\"log-").count(), 2);
+    let by_user = owner.get("/console/logs?user=viewer-1&content=movie").await;
+    assert_eq!(by_user.body.matches("<tr id=\"log-").count(), 5);
+    assert!(owner.get("/console/logs?content=another-movie").await.body.contains("id=\"no-rows\""));
+    assert!(owner.get("/console/logs?from=2999-01-01T00:00").await.body.contains("id=\"no-rows\""));
+    assert_eq!(owner.get("/console/logs?to=2999-01-01T00:00").await.body.matches("<tr id=\"log-").count(), 5);
+    let bad = owner.get("/console/logs?from=yesterday").await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("id=\"search-error\"") && bad.body.contains("from"), "{}", bad.body);
+
+    // A refused request's story: the rule, the code, the catalog's advice, the KIDs asked for.
+    let first = denied.body.split("<tr id=\"log-").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let story = owner.get(&format!("/console/logs/{first}")).await;
+    assert_eq!(story.status, 200, "{}", story.body);
+    assert!(story.body.contains("id=\"refusal\""));
+    assert!(story.body.contains("<code id=\"rule\">policy.allowed_tracks</code>"), "{}", story.body);
+    assert!(story.body.contains("5006"));
+    assert!(story.body.contains(&format!("<code>{denied_hd}</code>")));
+    let remedy = clavis_core::ErrorCode::TrackNotAllowed
+        .remedy()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;");
+    assert!(story.body.contains(&remedy), "{remedy} in {}", story.body);
+
+    // The neighbour's rows are not found from this account, and their ids are not ours to open.
+    let theirs: Vec<Value> = app.license_log(&other).await;
+    let their_id = theirs[0]["id"].as_i64().unwrap();
+    let opened = owner.get(&format!("/console/logs/{their_id}")).await;
+    assert_eq!(opened.status, 404);
+    assert!(!owner.get("/console/logs").await.body.contains(&format!("id=\"log-{their_id}\"")));
+
+    // Paging: 50 rows a page, the next page continues where the first stopped.
+    let token = app.token_for(&tenant, "pager", "movie").await;
+    let sd = app.get("/api/v1/contents/movie", &tenant.api_key).await.json::<Value>().await.unwrap()["keys"][0]["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..52 {
+        assert_eq!(app.clearkey(&token, &[&sd]).await.status(), 200);
+    }
+    app.flush_log().await;
+    let page_one = owner.get("/console/logs?user=pager").await;
+    assert_eq!(page_one.body.matches("<tr id=\"log-").count(), 50);
+    let next = page_one
+        .body
+        .split("id=\"next-page\" href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&");
+    let page_two = owner.get(&next).await;
+    assert_eq!(page_two.body.matches("<tr id=\"log-").count(), 2, "{next}");
+    assert!(!page_two.body.contains("id=\"next-page\""));
 }

@@ -180,8 +180,13 @@ pub async fn license_log(
         Some("denied") => Some(Outcome::Denied),
         Some(_) => return Err(ClavisError::invalid("outcome", "must be issued or denied")),
     };
-    let query =
-        LogQuery { limit: params.limit.unwrap_or(50), outcome, content_id: params.content_id, user_id: params.user_id };
+    let query = LogQuery {
+        limit: params.limit.unwrap_or(50),
+        outcome,
+        content_id: params.content_id,
+        user_id: params.user_id,
+        ..LogQuery::default()
+    };
     let rows = service.log().recent(auth.tenant.id, &query).await?;
     Ok(HttpResponse::Ok().json(rows))
 }

@@ -100,7 +100,59 @@ impl LicenseLog {
         if let Some(user_id) = &query.user_id {
             select = select.filter(license_log::Column::UserId.eq(user_id.as_str()));
         }
+        if let Some(since) = query.since_ms {
+            select = select.filter(license_log::Column::AtMs.gte(since));
+        }
+        if let Some(until) = query.until_ms {
+            select = select.filter(license_log::Column::AtMs.lt(until));
+        }
+        if let Some((at_ms, id)) = query.before {
+            select = select.filter(sea_orm::Condition::any().add(license_log::Column::AtMs.lt(at_ms)).add(
+                sea_orm::Condition::all().add(license_log::Column::AtMs.eq(at_ms)).add(license_log::Column::Id.lt(id)),
+            ));
+        }
         Ok(select.all(&self.db).await?.into_iter().map(LogRow::from).collect())
+    }
+
+    /// One of the tenant's rows by id (another tenant's id is not found).
+    pub async fn row(&self, tenant_id: TenantId, id: i64) -> Result<Option<LogRow>> {
+        Ok(license_log::Entity::find_by_id(id)
+            .filter(license_log::Column::TenantId.eq(tenant_id.0))
+            .one(&self.db)
+            .await?
+            .map(LogRow::from))
+    }
+
+    /// Counts of the tenant's requests since `since_ms` per time bucket of `bucket_ms` (the bucket's start, Unix
+    /// milliseconds), DRM and outcome: the dashboard's chart and tables from one grouped scan of the
+    /// `(tenant_id, at_ms)` range.
+    pub async fn activity(&self, tenant_id: TenantId, since_ms: i64, bucket_ms: i64) -> Result<Vec<Activity>> {
+        use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
+        let bucket_ms = Ord::max(bucket_ms, 1);
+        let bucket = Expr::col(license_log::Column::AtMs).div(bucket_ms);
+        let rows: Vec<(i64, String, String, i64)> = license_log::Entity::find()
+            .select_only()
+            .column_as(bucket.clone(), "bucket")
+            .column(license_log::Column::Drm)
+            .column(license_log::Column::Outcome)
+            .column_as(SimpleExpr::from(Func::count(Expr::col(license_log::Column::Id))), "n")
+            .filter(license_log::Column::TenantId.eq(tenant_id.0))
+            .filter(license_log::Column::AtMs.gte(since_ms))
+            .group_by(bucket)
+            .group_by(license_log::Column::Drm)
+            .group_by(license_log::Column::Outcome)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(bucket, drm, outcome, n)| Activity {
+                bucket_start_ms: bucket.saturating_mul(bucket_ms),
+                drm,
+                issued: outcome == Outcome::Issued.as_str(),
+                count: u64::try_from(n).unwrap_or(0),
+            })
+            .collect())
     }
 }
 
@@ -158,6 +210,21 @@ pub struct LogQuery {
     pub outcome: Option<Outcome>,
     pub content_id: Option<String>,
     pub user_id: Option<String>,
+    /// Rows at or after this Unix millisecond.
+    pub since_ms: Option<i64>,
+    /// Rows before this Unix millisecond.
+    pub until_ms: Option<i64>,
+    /// Paging: only rows older than this one (its `at_ms` and `id`), in the newest-first order.
+    pub before: Option<(i64, i64)>,
+}
+
+/// One group of [`LicenseLog::activity`].
+#[derive(Debug, Clone)]
+pub struct Activity {
+    pub bucket_start_ms: i64,
+    pub drm: String,
+    pub issued: bool,
+    pub count: u64,
 }
 
 /// A license log row as the API shows it.

@@ -467,20 +467,6 @@ async fn accept_invite(data: web::Data<Console>, req: HttpRequest, form: web::Fo
 // ---------------------------------------------------------------------------------------------------------------
 // Signed-in pages
 
-#[derive(Template)]
-#[template(path = "console/dashboard.html")]
-struct DashboardPage {
-    shell: Shell,
-    key_count: usize,
-}
-
-#[get("/console")]
-async fn dashboard(session: SignedIn, data: web::Data<Console>) -> Page {
-    session.require(Role::Viewer)?;
-    let keys = console(&data).directory.api_keys(session.tenant.id).await?;
-    ok(&DashboardPage { shell: session.shell(), key_count: keys.iter().filter(|k| k.revoked_at.is_none()).count() })
-}
-
 struct SessionRow {
     label: String,
     created_at: String,
@@ -703,7 +689,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(reset)
         .service(invite_page)
         .service(accept_invite)
-        .service(dashboard)
         .service(sessions)
         .service(sign_out_everywhere)
         .service(api_keys)
@@ -716,4 +701,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     super::policies::configure(cfg);
     super::integrations::configure(cfg);
     super::fairplay::configure(cfg);
+    super::activity::configure(cfg);
 }
