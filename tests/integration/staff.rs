@@ -332,3 +332,32 @@ async fn chromium_shows_the_support_console_and_the_tenant_audit_page() {
     shots.take(owner_client, "console-audit").await;
     client.close().await.ok();
 }
+
+#[tokio::test]
+async fn staff_cookies_are_scoped_to_staff_pages_strict_and_secure_behind_https() {
+    let app = TestApp::spawn_with(ServiceSet::ALL, |config| {
+        config.public_url = Some("https://clavis.example.com".into());
+    })
+    .await;
+    let staff = create_staff(&app).await;
+    let page = app.http.get(app.url("/staff/login")).send().await.unwrap();
+    let form_cookie = page.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let token = form_cookie.split(';').next().unwrap().to_owned();
+    let answer = app
+        .http
+        .post(app.url("/staff/login"))
+        .header("cookie", token)
+        .form(&[("csrf", csrf.as_str()), ("email", staff.as_str()), ("password", STAFF_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    let session_cookie = answer.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+    for (cookie, name) in [(&form_cookie, "clavis_staff_form="), (&session_cookie, "clavis_staff_session=")] {
+        assert!(cookie.starts_with(name), "{cookie}");
+        for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/staff"] {
+            assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+        }
+    }
+}
