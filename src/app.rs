@@ -119,6 +119,7 @@ impl Application {
         let console = web::Data::new(
             clavis_web::Console::new(&platform, directory.clone()).map_err(|e| anyhow::anyhow!("console: {e}"))?,
         );
+        let staff_console = web::Data::new(clavis_web::StaffConsole::new(&platform));
         let platform_data = web::Data::new(platform.clone());
         let (directory_handle, keys_handle, tokens_handle) = (directory.clone(), keys.clone(), tokens.clone());
         let directory = web::Data::from(directory);
@@ -141,6 +142,7 @@ impl Application {
                 .app_data(tokens.clone())
                 .app_data(licenses_data.clone())
                 .app_data(console.clone())
+                .app_data(staff_console.clone())
                 // The license routes come first: the router tries patterns in order, and they are the hot path.
                 .configure(|cfg| {
                     if services.licenses {

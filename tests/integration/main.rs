@@ -25,6 +25,7 @@ mod policy;
 mod rekey;
 mod schemathesis;
 mod self_signing;
+mod staff;
 mod tenancy;
 mod tokens;
 mod widevine_key_server;

@@ -10,9 +10,11 @@ use clavis_core::{ClavisError, ErrorCode};
 
 mod console;
 mod mail;
+mod staff;
 
 pub use console::{Console, LOCKOUT, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP};
 pub use mail::Mailer;
+pub use staff::StaffConsole;
 
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -71,6 +73,8 @@ async fn error_entry(path: web::Path<String>) -> Result<HttpResponse, ClavisErro
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(home).service(errors).service(error_entry);
     console::configure(cfg);
+    console::audit::configure(cfg);
+    staff::configure(cfg);
 }
 
 /// The error-code reference as Markdown (`docs/errors.md` is generated from this; a test keeps it current).

@@ -105,15 +105,15 @@ pub struct Accounts {
     decoy_hash: OnceCell<String>,
 }
 
-fn random_secret() -> Result<String> {
+pub(crate) fn random_secret() -> Result<String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crypto::random_array::<32>()?))
 }
 
-fn hash_secret(secret: &str) -> String {
+pub(crate) fn hash_secret(secret: &str) -> String {
     hex::encode(crypto::sha256(secret.as_bytes()))
 }
 
-fn chrono_duration(d: Duration) -> chrono::Duration {
+pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 

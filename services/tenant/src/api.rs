@@ -65,3 +65,56 @@ pub async fn patch_settings(
     let tenant = directory.update_settings(auth.tenant.id, &next).await?;
     Ok(HttpResponse::Ok().json(&tenant.settings))
 }
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    /// Rows to return, newest first (1 to 1000, default 100).
+    pub limit: Option<u64>,
+}
+
+/// One thing platform support staff did with or looked at in this account.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditEntryView {
+    pub id: i64,
+    /// RFC 3339 with milliseconds.
+    pub at: String,
+    /// Who: the support person's email.
+    pub staff_email: String,
+    /// `view_tenant` (settings, license log and refusals viewed), `suspend` or `resume`.
+    pub action: String,
+    /// The reason given for a suspension or resumption, if any.
+    pub detail: Option<String>,
+}
+
+/// What platform support staff did with or looked at in this account, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/audit", tag = "tenant",
+    security(("api_key" = [])),
+    params(AuditParams),
+    responses(
+        (status = 200, body = Vec<AuditEntryView>),
+        (status = 400, description = "1014 malformed query", body = clavis_core::error::Problem),
+        (status = 401, description = "2001, 2002", body = clavis_core::error::Problem),
+    )
+)]
+#[get("/api/v1/audit")]
+pub async fn audit_log(
+    auth: TenantAuth,
+    directory: web::Data<Directory>,
+    params: web::Query<AuditParams>,
+) -> Result<HttpResponse> {
+    // Out-of-range limits are clamped, as the license log does.
+    let rows = directory.staff_audit(auth.tenant.id, params.limit.unwrap_or(100)).await?;
+    Ok(HttpResponse::Ok().json(
+        rows.into_iter()
+            .map(|row| AuditEntryView {
+                id: row.id,
+                at: row.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                staff_email: row.staff_email,
+                action: row.action,
+                detail: row.detail,
+            })
+            .collect::<Vec<_>>(),
+    ))
+}

@@ -149,3 +149,43 @@ pub(crate) mod account_tokens {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod staff_sessions {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "staff_sessions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id_hash: String,
+        pub staff_id: Uuid,
+        pub created_at: DateTimeUtc,
+        pub last_seen_at: DateTimeUtc,
+        pub user_agent: Option<String>,
+        pub ip: Option<String>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod staff_audit {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "staff_audit")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub at: DateTimeUtc,
+        pub staff_id: Uuid,
+        pub staff_email: String,
+        pub tenant_id: Option<Uuid>,
+        pub action: String,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub detail: Option<String>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

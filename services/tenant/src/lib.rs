@@ -13,6 +13,7 @@ mod entity;
 pub mod model;
 pub mod password;
 pub mod secrets;
+pub mod staff;
 
 use actix_web::web;
 
@@ -21,17 +22,18 @@ pub use auth::TenantAuth;
 pub use directory::{ApiKeyIdentity, ApiKeyInfo, CreatedTenant, Directory, NewTenant};
 pub use model::{Email, Role, SettingsPatch, Tenant, TenantSettings, TenantStatus};
 pub use secrets::{Secret, SecretKind, SecretVault};
+pub use staff::{AuditAction, AuditEntry, Staff, StaffMember, TenantSummary};
 
 /// Register the tenant service's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(api::get_tenant).service(api::patch_settings);
+    cfg.service(api::get_tenant).service(api::patch_settings).service(api::audit_log);
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(api::get_tenant, api::patch_settings),
-    components(schemas(api::TenantView, model::TenantSettings, model::SettingsPatch, model::TenantStatus)),
-    tags((name = "tenant", description = "The tenant account and its settings"))
+    paths(api::get_tenant, api::patch_settings, api::audit_log),
+    components(schemas(api::TenantView, api::AuditEntryView, model::TenantSettings, model::SettingsPatch, model::TenantStatus)),
+    tags((name = "tenant", description = "The tenant account, its settings and what platform support staff did with it"))
 )]
 struct ApiDoc;
 

@@ -13,6 +13,7 @@
 //!   instances each counts on its own.
 
 mod activity;
+pub(crate) mod audit;
 mod error_codes;
 mod fairplay;
 mod inspector;
