@@ -182,7 +182,8 @@ async fn run() -> anyhow::Result<()> {
             let platform = open_for_cli(config).await?;
             let site_id = clavis_core::ids::SiteId::parse(&tenant).map_err(cli_error)?;
             let directory = Directory::new(platform.clone());
-            let tenant = directory.by_site_id(site_id).await.map_err(cli_error)?.context("no tenant has this site id")?;
+            let tenant =
+                directory.by_site_id(site_id).await.map_err(cli_error)?.context("no tenant has this site id")?;
             let bundles =
                 clavis_licenses::devices::export_bundles(&platform.db, &tenant, &device).await.map_err(cli_error)?;
             let mut written = Vec::with_capacity(bundles.len());

@@ -145,7 +145,11 @@ impl MigrationTrait for Migration {
                     .col(text(DeviceBundles::Jwe))
                     .col(timestamp_with_time_zone(DeviceBundles::ExpiresAt))
                     .col(timestamp_with_time_zone(DeviceBundles::CreatedAt))
-                    .foreign_key(&mut tenant_fk("fk_device_bundles_tenant", DeviceBundles::Table, DeviceBundles::TenantId))
+                    .foreign_key(&mut tenant_fk(
+                        "fk_device_bundles_tenant",
+                        DeviceBundles::Table,
+                        DeviceBundles::TenantId,
+                    ))
                     .to_owned(),
             )
             .await?;

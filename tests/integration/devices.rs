@@ -81,7 +81,15 @@ async fn jwe_for(app: &TestApp, tenant: &TestTenant, device: &Device) -> String 
 }
 
 async fn published_key(app: &TestApp, tenant: &TestTenant) -> Jwk {
-    let jwks: Value = app.http.get(app.url(&format!("/license/devices/keys/{}", tenant.site_id))).send().await.unwrap().json().await.unwrap();
+    let jwks: Value = app
+        .http
+        .get(app.url(&format!("/license/devices/keys/{}", tenant.site_id)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["alg"], "EdDSA");
@@ -107,7 +115,8 @@ async fn check(app: &TestApp, device_id: &str, jws: &str) -> reqwest::Response {
 }
 
 async fn revocations(app: &TestApp, tenant: &TestTenant, key: &Jwk) -> Value {
-    let response = app.http.get(app.url(&format!("/license/devices/revocations/{}", tenant.site_id))).send().await.unwrap();
+    let response =
+        app.http.get(app.url(&format!("/license/devices/revocations/{}", tenant.site_id))).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers().get("content-type").unwrap(), "application/jose");
     verify(key, &response.text().await.unwrap())

@@ -17,8 +17,8 @@ pub mod service;
 
 use actix_web::web;
 
-pub use log::LicenseLog;
 pub use devices::DeviceService;
+pub use log::LicenseLog;
 pub use service::LicenseService;
 
 /// Register the token inspector (served with the token service's routes, as its path says; it runs the license

@@ -84,7 +84,10 @@ pub async fn register(
         tenant.ensure_active()?;
         allowed = tenant.settings.origin_allowed(cors::request_origin(&req).as_deref());
         if !allowed {
-            return Err(ClavisError::new(ErrorCode::OriginNotAllowed, "the origin is not in the tenant's allowed origins"));
+            return Err(ClavisError::new(
+                ErrorCode::OriginNotAllowed,
+                "the origin is not in the tenant's allowed origins",
+            ));
         }
         let verified = tokens.verify(tenant.clone(), presented).await?;
         let body: RegisterBody = serde_json::from_slice(&body)
@@ -309,7 +312,11 @@ pub async fn rename(
     )
 )]
 #[delete("/api/v1/devices/{device_id}")]
-pub async fn remove(auth: TenantAuth, path: web::Path<String>, devices: web::Data<DeviceService>) -> Result<HttpResponse> {
+pub async fn remove(
+    auth: TenantAuth,
+    path: web::Path<String>,
+    devices: web::Data<DeviceService>,
+) -> Result<HttpResponse> {
     devices.delete(auth.tenant.id, &path).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -326,7 +333,11 @@ pub async fn remove(auth: TenantAuth, path: web::Path<String>, devices: web::Dat
     )
 )]
 #[post("/api/v1/devices/{device_id}/reset")]
-pub async fn reset(auth: TenantAuth, path: web::Path<String>, devices: web::Data<DeviceService>) -> Result<HttpResponse> {
+pub async fn reset(
+    auth: TenantAuth,
+    path: web::Path<String>,
+    devices: web::Data<DeviceService>,
+) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(devices.reset(auth.tenant.id, &path).await?))
 }
 
@@ -368,9 +379,8 @@ pub async fn make_bundles(
     devices: web::Data<DeviceService>,
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
-    let bundles: Vec<BundleView> = devices
-        .make_bundles(&auth.tenant, &keys.public_url(), &path, &body.content_ids, body.policy.as_ref())
-        .await?;
+    let bundles: Vec<BundleView> =
+        devices.make_bundles(&auth.tenant, &keys.public_url(), &path, &body.content_ids, body.policy.as_ref()).await?;
     Ok(HttpResponse::Ok().json(bundles))
 }
 

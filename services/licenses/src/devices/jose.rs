@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jwe::{ECDH_ES_A256KW, JweHeader};
 use josekit::jwk::Jwk;
 use josekit::jwk::alg::ed::{EdCurve, EdKeyPair};
-use josekit::jws::{EdDSA, ES256, JwsHeader};
+use josekit::jws::{ES256, EdDSA, JwsHeader};
 use zeroize::Zeroizing;
 
 /// Largest compact JWS/JWE accepted from a client (a bundle for 64 contents' keys is far below).
@@ -152,8 +152,8 @@ pub fn verify_device_proof(device_key: &Jwk, compact: &str) -> Result<Vec<u8>, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
     use josekit::jwk::KeyPair;
+    use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
     use openssl::bn::BigNum;
     use openssl::derive::Deriver;
     use openssl::ec::{EcGroup, EcKey};
@@ -177,7 +177,8 @@ mod tests {
         assert_eq!(header["enc"], "A256GCM");
         let epk = &header["epk"];
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-        let coord = |name: &str| BigNum::from_slice(&URL_SAFE_NO_PAD.decode(epk[name].as_str().unwrap()).unwrap()).unwrap();
+        let coord =
+            |name: &str| BigNum::from_slice(&URL_SAFE_NO_PAD.decode(epk[name].as_str().unwrap()).unwrap()).unwrap();
         let peer = EcKey::from_public_key_affine_coordinates(&group, &coord("x"), &coord("y")).unwrap();
         let ours = PKey::private_key_from_der(&device.to_der_private_key()).unwrap();
         let peer = PKey::from_ec_key(peer).unwrap();

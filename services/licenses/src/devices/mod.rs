@@ -403,8 +403,8 @@ impl DeviceService {
         if device.state != ACTIVE {
             return Err(request_invalid("the device was reset and has not registered a new key yet".to_owned()));
         }
-        let device_key = Jwk::from_bytes(device.public_key.as_bytes())
-            .map_err(|e| ClavisError::internal("stored device jwk", e))?;
+        let device_key =
+            Jwk::from_bytes(device.public_key.as_bytes()).map_err(|e| ClavisError::internal("stored device jwk", e))?;
         let signing = self.signing_key(tenant.id).await?;
         let now = Utc::now();
         let mut views = Vec::with_capacity(content_ids.len());
@@ -421,17 +421,15 @@ impl DeviceService {
                 effective = effective.narrowed_by(policy);
             }
             let seconds = match effective.license_seconds_at(now) {
-                Some(0) => return Err(ClavisError::new(ErrorCode::PolicyExpired, "the policy's expires_at has passed")),
+                Some(0) => {
+                    return Err(ClavisError::new(ErrorCode::PolicyExpired, "the policy's expires_at has passed"));
+                }
                 Some(seconds) => seconds,
                 None => DEFAULT_BUNDLE_SECONDS,
             };
             let exp = now + chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 2).min(i64::MAX / 2));
-            let keys: Vec<_> = set
-                .keys
-                .iter()
-                .filter(|k| effective.allows_track(k.track_type))
-                .map(|k| (k.kid, *k.key))
-                .collect();
+            let keys: Vec<_> =
+                set.keys.iter().filter(|k| effective.allows_track(k.track_type)).map(|k| (k.kid, *k.key)).collect();
             if keys.is_empty() {
                 return Err(request_invalid(format!("the policy allows none of content {content_id:?}'s tracks")));
             }
@@ -454,8 +452,7 @@ impl DeviceService {
             let payload = zeroize::Zeroizing::new(
                 serde_json::to_vec(&claims).map_err(|e| ClavisError::internal("bundle claims", e))?,
             );
-            let jws =
-                signing.sign(&payload, jose::BUNDLE_TYP).map_err(|e| ClavisError::internal("sign bundle", e))?;
+            let jws = signing.sign(&payload, jose::BUNDLE_TYP).map_err(|e| ClavisError::internal("sign bundle", e))?;
             let jwe = jose::encrypt_to_device(&device_key, jws.as_bytes())
                 .map_err(|e| ClavisError::internal("encrypt bundle", e))?;
             self.store_bundle(tenant.id, device_id, content_id, device.generation, &jwe, exp).await?;
