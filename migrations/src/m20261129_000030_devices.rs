@@ -56,7 +56,7 @@ enum DeviceBundles {
     CreatedAt,
 }
 
-fn tenant_fk(name: &str, table: impl IntoIden + Clone + 'static, column: impl IntoIden) -> ForeignKeyCreateStatement {
+fn tenant_fk(name: &str, table: impl IntoIden, column: impl IntoIden) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .name(name)
         .from(table, column)
