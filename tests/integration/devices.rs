@@ -221,6 +221,156 @@ async fn registrations_over_the_users_device_limit_are_refused() {
     assert_problem(anonymous, 401, 4001).await;
 }
 
+/// A device-registration token the tenant signs itself with an HS256 token key (no content, `aud` set).
+fn registration_token(tenant: &TestTenant, kid: &str, secret_hex: &str, user: &str, policy: Option<Value>) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = json!({
+        "iss": tenant.site_id, "sub": user, "aud": "clavis-device-registration", "iat": now, "exp": now + 600,
+    });
+    if let Some(policy) = policy {
+        claims["policy"] = policy;
+    }
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(kid.to_owned());
+    let key = jsonwebtoken::EncodingKey::from_secret(&hex::decode(secret_hex).unwrap());
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn a_tenant_signed_registration_token_registers_within_its_device_limit_and_is_no_license() {
+    let app = TestApp::spawn().await;
+    let tenant = tenant_with_content(&app).await;
+    let made = app.post("/api/v1/token-keys", &tenant.api_key, &json!({"algorithm": "HS256"})).await;
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.unwrap();
+    let (kid, secret) = (made["kid"].as_str().unwrap(), made["secret_hex"].as_str().unwrap());
+    let token = registration_token(&tenant, kid, secret, "reg-user", Some(json!({"max_devices": 1})));
+
+    let device = Device::new();
+    let created = register(&app, &token, &device).await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.json::<Value>().await.unwrap()["user_id"], "reg-user");
+    // The token's policy caps the user at one device.
+    assert_problem(register(&app, &token, &Device::new()).await, 403, 5041).await;
+    // The device gets bundles like any other.
+    let jws = device.decrypt(&jwe_for(&app, &tenant, &device).await);
+    assert_eq!(verify(&published_key(&app, &tenant).await, &jws)["sub"], device.id);
+
+    // A registration token is not a license token.
+    let kids = [b64url(&hex::decode(KID).unwrap())];
+    let license = app
+        .http
+        .post(app.url("/license/clearkey"))
+        .header("X-Clavis-Token", &token)
+        .body(json!({"kids": kids, "type": "temporary"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(license, 401, 4002).await;
+    // Signed with another secret, or expired: refused with the token catalog codes.
+    let forged = registration_token(&tenant, kid, &"00".repeat(32), "reg-user", None);
+    assert_problem(register(&app, &forged, &Device::new()).await, 401, 4003).await;
+    let now = chrono::Utc::now().timestamp();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(kid.to_owned());
+    let expired = jsonwebtoken::encode(
+        &header,
+        &json!({"iss": tenant.site_id, "sub": "u", "aud": "clavis-device-registration", "iat": now - 7200, "exp": now - 3600}),
+        &jsonwebtoken::EncodingKey::from_secret(&hex::decode(secret).unwrap()),
+    )
+    .unwrap();
+    assert_problem(register(&app, &expired, &Device::new()).await, 401, 4005).await;
+    // Attacker bytes in the body are refused with a catalog code, not a panic.
+    let fresh = registration_token(&tenant, kid, secret, "other-user", None);
+    for body in [
+        "{",
+        "[]",
+        r#"{"device_id": 7, "public_key": {}}"#,
+        r#"{"device_id": "d", "public_key": "x"}"#,
+        r#"{"device_id": "../x", "public_key": {"kty": "EC"}}"#,
+        r#"{"device_id": "d", "public_key": {"kty": "EC", "crv": "P-256", "x": "%%", "y": 1}}"#,
+    ] {
+        let response = app
+            .http
+            .post(app.url("/license/devices"))
+            .header("X-Clavis-Token", &fresh)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, 422, 5040).await;
+    }
+}
+
+/// The console's devices page over plain HTTP, signed in: the list, rename, reset and remove, each needing the
+/// page's form token, and only this tenant's devices.
+#[tokio::test]
+async fn the_console_lists_renames_resets_and_removes_devices() {
+    use crate::console::{Visitor, create_key, signed_in, signed_up};
+
+    let app = TestApp::spawn().await;
+    let email = signed_up(&app, "Device Films").await;
+    let mut owner = signed_in(&app, &email).await;
+    let (_, api_key) = create_key(&mut owner, "backend").await;
+    let info: Value = app.get("/api/v1/tenant", &api_key).await.json().await.unwrap();
+    let tenant = TestTenant {
+        tenant_id: info["id"].as_str().unwrap_or_default().to_owned(),
+        site_id: info["site_id"].as_str().unwrap().to_owned(),
+        api_key,
+    };
+    app.create_keys(&tenant, json!({"content_id": "movie-1", "keys": [{"kid": KID, "key": KEY}]})).await;
+    let token = app.token_for(&tenant, "viewer-9", "movie-1").await;
+    let (device, other) = (Device::new(), Device::new());
+    assert_eq!(register(&app, &token, &device).await.status(), 201);
+    assert_eq!(register(&app, &token, &other).await.status(), 201);
+    // Another tenant's device never shows.
+    let rival = tenant_with_content(&app).await;
+    let rival_device = Device::new();
+    register(&app, &app.token_for(&rival, "viewer-9", "movie-1").await, &rival_device).await;
+
+    let page = owner.get("/console/devices").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("href=\"/console/devices\""), "the nav links the page");
+    assert!(page.body.contains(&format!("id=\"device-{}\"", device.id)));
+    assert!(page.body.contains(&format!("id=\"device-{}\"", other.id)));
+    assert!(!page.body.contains(&rival_device.id));
+    let filtered = owner.get("/console/devices?user_id=nobody").await;
+    assert!(!filtered.body.contains(&device.id) && filtered.body.contains("No devices"), "{}", filtered.body);
+
+    let rename = format!("/console/devices/{}/rename", device.id);
+    let renamed = owner.submit("/console/devices", &rename, &[("name", "Kitchen <tablet>")]).await;
+    assert_eq!((renamed.status, renamed.location.as_deref()), (303, Some("/console/devices?done=renamed")));
+    let listed: Value = app.get("/api/v1/devices", &tenant.api_key).await.json().await.unwrap();
+    let named = listed.as_array().unwrap().iter().find(|d| d["device_id"] == device.id.as_str()).unwrap();
+    assert_eq!(named["name"], "Kitchen <tablet>");
+    let page = owner.get("/console/devices?done=renamed").await;
+    assert!(page.body.contains("Kitchen &#60;tablet&#62;") && page.body.contains("Device renamed."), "{}", page.body);
+
+    // Reset from the console: the device's bundle is refused, and the revocation list names it.
+    let jws = device.decrypt(&jwe_for(&app, &tenant, &device).await);
+    let reset = owner.submit("/console/devices", &format!("/console/devices/{}/reset", device.id), &[]).await;
+    assert_eq!(reset.status, 303);
+    assert_problem(check(&app, &device.id, &jws).await, 403, 5046).await;
+    let list = revocations(&app, &tenant, &published_key(&app, &tenant).await).await;
+    assert_eq!(list["revoked"], json!([{"device_id": device.id, "generation": 1}]));
+
+    let removed = owner.submit("/console/devices", &format!("/console/devices/{}/remove", other.id), &[]).await;
+    assert_eq!(removed.status, 303);
+    let listed: Value = app.get("/api/v1/devices", &tenant.api_key).await.json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["state"], "reset");
+
+    // Without the form token nothing changes; another tenant's device is not found; signed out is the sign-in page.
+    let forged = owner.post(&rename, &[("name", "x")]).await;
+    assert_eq!((forged.status, forged.code.as_deref()), (403, Some("2021")));
+    let foreign =
+        owner.submit("/console/devices", &format!("/console/devices/{}/remove", rival_device.id), &[]).await;
+    assert_eq!((foreign.status, foreign.code.as_deref()), (404, Some("5042")));
+    assert_eq!(app.get("/api/v1/devices", &rival.api_key).await.json::<Value>().await.unwrap().as_array().unwrap().len(), 1);
+    assert_eq!(Visitor::new(&app).get("/console/devices").await.location.as_deref(), Some("/login"));
+}
+
 #[tokio::test]
 async fn foreign_expired_and_tampered_bundles_are_refused() {
     let app = TestApp::spawn().await;
@@ -374,6 +524,8 @@ async fn chromium_plays_a_statically_hosted_bundle_and_refuses_it_after_a_reset(
             .append_pair("type", &format!("video/mp4; codecs=\"{codecs}\""));
         url.to_string()
     };
+    // The tenant backend makes the bundle, `clavis bundles export` writes it as a static file, and the file is put
+    // on the plain static server the page fetches it from.
     let write_bundle = |device_id: String, file: &'static str| {
         let (app, tenant, dir) = (&app, &tenant, media.path().to_path_buf());
         async move {
@@ -381,7 +533,22 @@ async fn chromium_plays_a_statically_hosted_bundle_and_refuses_it_after_a_reset(
             let response = app.post(&path, &tenant.api_key, &json!({"content_ids": ["clip"]})).await;
             assert_eq!(response.status(), 200);
             let bundles: Value = response.json().await.unwrap();
-            std::fs::write(dir.join(file), bundles[0]["jwe"].as_str().unwrap()).unwrap();
+            let out = tempfile::tempdir().unwrap();
+            let output = crate::cli::clavis()
+                .env("CLAVIS_DATABASE_URL", &app.database_url)
+                .env("CLAVIS_DATA_DIR", app._dir.path())
+                .env("CLAVIS_MASTER_KEY", &app.master_key)
+                .args(["bundles", "export", "--tenant", &tenant.site_id, "--device", &device_id, "--out"])
+                .arg(out.path())
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            let relative = format!("license/devices/{}/{device_id}/bundles/clip", tenant.site_id);
+            let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(printed["written"], json!([relative]));
+            let exported = std::fs::read_to_string(out.path().join(&relative)).unwrap();
+            assert_eq!(exported, bundles[0]["jwe"].as_str().unwrap(), "the export is the bundle Clavis made");
+            std::fs::write(dir.join(file), exported).unwrap();
         }
     };
 

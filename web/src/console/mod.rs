@@ -12,6 +12,7 @@
 //!   instance's memory (moka caches with a time-to-live), which is what a lockout window needs; behind several
 //!   instances each counts on its own.
 
+mod devices;
 mod error_codes;
 mod inspector;
 mod pages;

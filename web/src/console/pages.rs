@@ -712,5 +712,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(team)
         .service(invite);
     super::inspector::configure(cfg);
+    super::devices::configure(cfg);
     super::error_codes::configure(cfg);
 }

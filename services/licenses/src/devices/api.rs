@@ -24,6 +24,10 @@ fn answer(req: &HttpRequest, allowed: bool, result: Result<HttpResponse>) -> Htt
     response
 }
 
+fn origin_refused() -> ClavisError {
+    ClavisError::new(ErrorCode::OriginNotAllowed, "the origin is not in the tenant's allowed origins")
+}
+
 fn jose_body(body: String) -> HttpResponse {
     HttpResponse::Ok().insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/jose"))).body(body)
 }
@@ -42,8 +46,9 @@ pub struct RegisterBody {
     pub name: Option<String>,
 }
 
-/// Register a device key for the user named by a license token (`X-Clavis-Token` or `?token=`: any native token of
-/// the tenant for that user; it is not used up). The first registration of a device id counts against the policy's
+/// Register a device key for the user named by a token in `X-Clavis-Token` or `?token=`: any native license token of
+/// the tenant for that user (it is not used up), or a device-registration token the tenant signed with one of its
+/// token signing keys (`aud` `clavis-device-registration`, no content; docs/offline.md). The first registration of a device id counts against the policy's
 /// `max_devices` (the token's effective policy); registering the same key again answers the device unchanged (200);
 /// after a reset, registering a new key makes the next key generation (200).
 #[utoipa::path(
@@ -79,24 +84,35 @@ pub async fn register(
                 ));
             }
         };
-        let presented = tokens.parse(clavis_tokens::Credential::Native(&token))?;
-        let tenant = tokens.issuer(&presented).await?;
-        tenant.ensure_active()?;
-        allowed = tenant.settings.origin_allowed(cors::request_origin(&req).as_deref());
-        if !allowed {
-            return Err(ClavisError::new(
-                ErrorCode::OriginNotAllowed,
-                "the origin is not in the tenant's allowed origins",
-            ));
-        }
-        let verified = tokens.verify(tenant.clone(), presented).await?;
+        // A device-registration token (tenant-signed, naming only the user) or any license token of the user.
+        let (tenant, user_id, max_devices) = if clavis_tokens::registration::is_registration_token(&token) {
+            let presented = clavis_tokens::registration::PresentedRegistration::parse(&token)?;
+            let tenant = tokens.registration_issuer(&presented).await?;
+            tenant.ensure_active()?;
+            allowed = tenant.settings.origin_allowed(cors::request_origin(&req).as_deref());
+            if !allowed {
+                return Err(origin_refused());
+            }
+            let verified = presented.verify(tokens.signing_keys(), tenant.clone()).await?;
+            (tenant, verified.user_id, verified.policy.max_devices)
+        } else {
+            let presented = tokens.parse(clavis_tokens::Credential::Native(&token))?;
+            let tenant = tokens.issuer(&presented).await?;
+            tenant.ensure_active()?;
+            allowed = tenant.settings.origin_allowed(cors::request_origin(&req).as_deref());
+            if !allowed {
+                return Err(origin_refused());
+            }
+            let verified = tokens.verify(tenant.clone(), presented).await?;
+            (tenant, verified.user_id, verified.policy.max_devices)
+        };
         let body: RegisterBody = serde_json::from_slice(&body)
             .map_err(|e| ClavisError::new(ErrorCode::DeviceRegistrationInvalid, format!("not a registration: {e}")))?;
         let (view, created) = devices
             .register(
                 &tenant,
-                verified.user_id.as_str(),
-                verified.policy.max_devices,
+                user_id.as_str(),
+                max_devices,
                 &body.device_id,
                 &body.public_key,
                 body.name.as_deref(),
