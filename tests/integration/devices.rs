@@ -181,6 +181,17 @@ async fn a_registered_device_gets_a_bundle_it_can_decrypt_and_verify() {
     let checked = check(&app, &device.id, &jws).await;
     assert_eq!(checked.status(), 200);
     assert_eq!(checked.json::<Value>().await.unwrap()["valid"], true);
+
+    // A content id that is not URL-safe is one percent-encoded segment of its bundle's URL.
+    app.create_keys(&tenant, json!({"content_id": "season 1/ep+2"})).await;
+    let path = format!("/api/v1/devices/{}/bundles", device.id);
+    let response = app.post(&path, &tenant.api_key, &json!({"content_ids": ["season 1/ep+2"]})).await;
+    let bundles: Value = response.json().await.unwrap();
+    let url = bundles[0]["url"].as_str().unwrap();
+    assert!(url.ends_with("/bundles/season%201%2Fep%2B2"), "{url}");
+    let served = app.http.get(url).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.text().await.unwrap(), bundles[0]["jwe"].as_str().unwrap());
 }
 
 #[tokio::test]
@@ -364,10 +375,12 @@ async fn the_console_lists_renames_resets_and_removes_devices() {
     // Without the form token nothing changes; another tenant's device is not found; signed out is the sign-in page.
     let forged = owner.post(&rename, &[("name", "x")]).await;
     assert_eq!((forged.status, forged.code.as_deref()), (403, Some("2021")));
-    let foreign =
-        owner.submit("/console/devices", &format!("/console/devices/{}/remove", rival_device.id), &[]).await;
+    let foreign = owner.submit("/console/devices", &format!("/console/devices/{}/remove", rival_device.id), &[]).await;
     assert_eq!((foreign.status, foreign.code.as_deref()), (404, Some("5042")));
-    assert_eq!(app.get("/api/v1/devices", &rival.api_key).await.json::<Value>().await.unwrap().as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get("/api/v1/devices", &rival.api_key).await.json::<Value>().await.unwrap().as_array().unwrap().len(),
+        1
+    );
     assert_eq!(Visitor::new(&app).get("/console/devices").await.location.as_deref(), Some("/login"));
 }
 
@@ -581,5 +594,12 @@ async fn chromium_plays_a_statically_hosted_bundle_and_refuses_it_after_a_reset(
     // The old bundle was for the old key, which the device no longer has.
     let state = run_page(&client, &page("play", "old.jwe")).await;
     assert!(state["error"].is_string() && state["currentTime"].as_f64().unwrap() < 0.1, "{state}");
+
+    // The device resets itself, signing the proof with its non-extractable WebCrypto key: the new bundle is refused.
+    let reset = run_page(&client, &page("reset", "")).await;
+    assert!(reset["error"].is_null(), "{reset}");
+    assert_eq!(reset["device"]["state"], "reset");
+    let state = run_page(&client, &page("play", "new.jwe")).await;
+    assert!(state["error"].as_str().is_some_and(|e| e.contains("revoked")), "{state}");
     client.close().await.unwrap();
 }

@@ -101,9 +101,8 @@ impl PresentedRegistration {
 
     /// The tenant the token names (its `iss`), before any signature check.
     pub async fn issuer(&self, directory: &Directory) -> Result<Arc<Tenant>> {
-        let unknown = || {
-            ClavisError::new(ErrorCode::TokenIssuerUnknown, format!("no tenant with site id {:?}", self.claims.iss))
-        };
+        let unknown =
+            || ClavisError::new(ErrorCode::TokenIssuerUnknown, format!("no tenant with site id {:?}", self.claims.iss));
         let site = SiteId::parse(&self.claims.iss).map_err(|_| unknown())?;
         directory.by_site_id(site).await?.ok_or_else(unknown)
     }

@@ -109,14 +109,7 @@ pub async fn register(
         let body: RegisterBody = serde_json::from_slice(&body)
             .map_err(|e| ClavisError::new(ErrorCode::DeviceRegistrationInvalid, format!("not a registration: {e}")))?;
         let (view, created) = devices
-            .register(
-                &tenant,
-                user_id.as_str(),
-                max_devices,
-                &body.device_id,
-                &body.public_key,
-                body.name.as_deref(),
-            )
+            .register(&tenant, user_id.as_str(), max_devices, &body.device_id, &body.public_key, body.name.as_deref())
             .await?;
         Ok(if created { HttpResponse::Created().json(view) } else { HttpResponse::Ok().json(view) })
     }

@@ -597,7 +597,7 @@ async fn revoke(txn: &impl sea_orm::ConnectionTrait, tenant_id: TenantId, device
 }
 
 pub fn bundle_url(public_url: &str, site_id: SiteId, device_id: &str, content_id: &str) -> String {
-    let content = url::form_urlencoded::byte_serialize(content_id.as_bytes()).collect::<String>();
+    let content = clavis_keys::signalling::encode_segment(content_id);
     format!("{}/license/devices/{site_id}/{device_id}/bundles/{content}", public_url.trim_end_matches('/'))
 }
 
@@ -628,7 +628,8 @@ pub async fn export_bundles(
         .into_iter()
         .filter(|row| device.state == ACTIVE && row.expires_at > now)
         .map(|row| {
-            let content = url::form_urlencoded::byte_serialize(row.content_id.as_bytes()).collect::<String>();
+            // One percent-encoded segment: a content id can never make a path outside the export directory.
+            let content = clavis_keys::signalling::encode_segment(&row.content_id);
             (format!("license/devices/{}/{device_id}/bundles/{content}", tenant.site_id), row.jwe)
         })
         .collect())
