@@ -116,6 +116,13 @@ impl Application {
             callbacks,
         ));
 
+        let devices = web::Data::new(clavis_licenses::DeviceService::new(
+            platform.db.clone(),
+            vault.clone(),
+            keys.clone(),
+            directory.clone(),
+        ));
+
         let console = web::Data::new(
             clavis_web::Console::new(&platform, directory.clone()).map_err(|e| anyhow::anyhow!("console: {e}"))?,
         );
@@ -141,6 +148,7 @@ impl Application {
                 .app_data(keys.clone())
                 .app_data(tokens.clone())
                 .app_data(licenses_data.clone())
+                .app_data(devices.clone())
                 .app_data(console.clone())
                 .app_data(staff_console.clone())
                 // The license routes come first: the router tries patterns in order, and they are the hot path.

@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: MasterKeyCommand,
     },
+    /// Device license bundles (see docs/offline.md).
+    Bundles {
+        #[command(subcommand)]
+        command: BundlesCommand,
+    },
     /// Print the OpenAPI document.
     Openapi,
     /// Print the error-code reference (Markdown).
@@ -64,6 +69,21 @@ enum TenantCommand {
         /// Read the owner's password from standard input.
         #[arg(long)]
         password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BundlesCommand {
+    /// Write a device's current bundles as static files, at the paths Clavis serves them under
+    /// (OUT/license/devices/{site_id}/{device_id}/bundles/{content_id}); prints the paths as JSON.
+    Export {
+        /// The tenant's site id.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -157,6 +177,25 @@ async fn run() -> anyhow::Result<()> {
             let created =
                 Directory::new(platform).create_tenant(NewTenant { name, email, password }).await.map_err(cli_error)?;
             println!("{}", serde_json::to_string(&created)?);
+        }
+        Command::Bundles { command: BundlesCommand::Export { tenant, device, out } } => {
+            let platform = open_for_cli(config).await?;
+            let site_id = clavis_core::ids::SiteId::parse(&tenant).map_err(cli_error)?;
+            let directory = Directory::new(platform.clone());
+            let tenant =
+                directory.by_site_id(site_id).await.map_err(cli_error)?.context("no tenant has this site id")?;
+            let bundles =
+                clavis_licenses::devices::export_bundles(&platform.db, &tenant, &device).await.map_err(cli_error)?;
+            let mut written = Vec::with_capacity(bundles.len());
+            for (relative, jwe) in bundles {
+                let path = out.join(&relative);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                }
+                std::fs::write(&path, jwe).with_context(|| format!("writing {}", path.display()))?;
+                written.push(relative);
+            }
+            println!("{}", serde_json::json!({ "written": written }));
         }
         Command::Staff { command: StaffCommand::Create { email, password_stdin } } => {
             if !password_stdin {

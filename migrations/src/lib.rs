@@ -8,6 +8,7 @@ mod m20261126_000001_initial;
 mod m20261127_000001_secrets_and_replay;
 mod m20261128_000001_console_sessions;
 mod m20261128_000010_wvks_widevine_signers_and_key_periods;
+mod m20261129_000030_devices;
 mod m20261129_000040_license_log_lookups;
 mod m20261129_000050_staff_audit;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_secrets_and_replay::Migration),
             Box::new(m20261128_000001_console_sessions::Migration),
             Box::new(m20261128_000010_wvks_widevine_signers_and_key_periods::Migration),
+            Box::new(m20261129_000030_devices::Migration),
             Box::new(m20261129_000040_license_log_lookups::Migration),
             Box::new(m20261129_000050_staff_audit::Migration),
         ]

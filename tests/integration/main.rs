@@ -8,6 +8,7 @@ mod cli;
 mod console;
 mod console_pages;
 mod cpix;
+mod devices;
 mod fairplay;
 mod foreign_tokens;
 mod helm;

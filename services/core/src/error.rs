@@ -230,6 +230,28 @@ catalog! {
         "Your backend answered `allow: false`; its `reason` is in `detail`.";
     CallbackValueMalformed = 5031, BAD_REQUEST, "Callback session value malformed",
         "Send `X-Clavis-Callback: <site_id>.<session>` (or `?callback=`): the tenant's four-letter site id, a dot, and 1 to 1024 printable ASCII characters.";
+    DeviceRegistrationInvalid = 5040, UNPROCESSABLE_ENTITY, "Device registration invalid",
+        "Send `device_id` (1 to 128 characters of letters, digits, `-`, `_`, `.`) and `public_key`, a public P-256 JWK (kty EC, crv P-256, x, y; never `d`); `detail` says what is wrong.";
+    DeviceLimitReached = 5041, FORBIDDEN, "Device limit reached",
+        "The user already has as many registered devices as the policy's `max_devices` allows; remove one with DELETE /api/v1/devices/{device_id} first.";
+    DeviceNotFound = 5042, NOT_FOUND, "Device not found",
+        "No device with this id is registered for the tenant; register it with POST /license/devices.";
+    DeviceAlreadyRegistered = 5043, CONFLICT, "Device already registered",
+        "This device id is registered with another key or for another user; reset the device (which revokes its key) before registering a new key, or use a new random device id.";
+    DeviceBundleInvalid = 5044, BAD_REQUEST, "Device license bundle invalid",
+        "The bundle is not a compact JWS signed by the tenant's device-license key (or was altered); fetch a fresh bundle.";
+    DeviceBundleExpired = 5045, FORBIDDEN, "Device license bundle expired",
+        "The bundle's `exp` has passed; ask the tenant backend for a new bundle.";
+    DeviceBundleRevoked = 5046, FORBIDDEN, "Device license bundle revoked",
+        "The bundle was made for a key generation of the device that was since reset; register the device's new key and fetch new bundles.";
+    DeviceBundleWrongDevice = 5047, FORBIDDEN, "Device license bundle for another device",
+        "The bundle names another device than the one presenting it; each device must use bundles made for it.";
+    DeviceProofInvalid = 5048, UNAUTHORIZED, "Device proof invalid",
+        "Sign the reset request as a compact JWS (ES256) with the device's registered private key, with payload {\"device_id\", \"action\": \"reset\", \"iat\"} within five minutes of now.";
+    DeviceBundleRequestInvalid = 5049, UNPROCESSABLE_ENTITY, "Device bundle request invalid",
+        "Send `content_ids` (1 to 64 content ids with keys) and optionally `policy`; the device must have an active key; `detail` says what is wrong.";
+    DeviceBundleNotFound = 5050, NOT_FOUND, "Device license bundle not found",
+        "No bundle was made for this device and content; create one with POST /api/v1/devices/{device_id}/bundles.";
 }
 
 impl ErrorCode {

@@ -7,6 +7,7 @@ mod api;
 pub mod callback;
 pub mod clearkey;
 mod cors;
+pub mod devices;
 mod entity;
 pub mod fairplay;
 mod hls;
@@ -16,6 +17,7 @@ pub mod service;
 
 use actix_web::web;
 
+pub use devices::DeviceService;
 pub use log::LicenseLog;
 pub use service::LicenseService;
 
@@ -35,11 +37,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(fairplay::put_credentials)
         .service(fairplay::list_credentials)
         .service(fairplay::delete_credentials)
+        .route("/static/clavis-offline.js", web::get().to(devices::api::client_script))
+        .service(devices::api::list)
+        .service(devices::api::rename)
+        .service(devices::api::remove)
+        .service(devices::api::reset)
+        .service(devices::api::make_bundles)
         .service(
             web::scope("/license")
                 .route("/clearkey", web::post().to(api::clearkey))
                 .route("/fairplay", web::post().to(fairplay::ksm))
                 .route("/fairplay/certificate/{site_id}", web::get().to(fairplay::certificate))
+                .route("/devices", web::post().to(devices::api::register))
+                .route("/devices/bundles/check", web::post().to(devices::api::check))
+                .route("/devices/keys/{site_id}", web::get().to(devices::api::jwks))
+                .route("/devices/revocations/{site_id}", web::get().to(devices::api::revocations))
+                .route("/devices/{site_id}/{device_id}/reset", web::post().to(devices::api::reset_by_device))
+                .route("/devices/{site_id}/{device_id}/bundles/{content_id}", web::get().to(devices::api::get_bundle))
                 .route("/hls-aes/{site_id}/{content_id}/{kid}", web::get().to(hls::hls_aes))
                 .route("/{site_id}/crossdomain.xml", web::get().to(api::crossdomain))
                 .route("/{tail:.*}", web::method(actix_web::http::Method::OPTIONS).to(api::preflight))
@@ -63,7 +77,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         callback::put_callback,
         callback::get_callback,
         callback::delete_callback,
-        callback::test_callback
+        callback::test_callback,
+        devices::api::register,
+        devices::api::reset_by_device,
+        devices::api::get_bundle,
+        devices::api::check,
+        devices::api::jwks,
+        devices::api::revocations,
+        devices::api::list,
+        devices::api::rename,
+        devices::api::remove,
+        devices::api::reset,
+        devices::api::make_bundles
     ),
     components(schemas(
         log::LogRow,
@@ -77,10 +102,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         callback::CallbackSettingsView,
         callback::TestExchange,
         callback::outbound::SentRequest,
-        callback::outbound::ReceivedAnswer
+        callback::outbound::ReceivedAnswer,
+        devices::DeviceView,
+        devices::BundleView,
+        devices::BundleCheck,
+        devices::api::RegisterBody,
+        devices::api::CheckBody,
+        devices::api::RenameBody,
+        devices::api::BundlesBody
     )),
     tags(
         (name = "licenses", description = "License issuance (called by players) and the license log"),
+        (name = "devices", description = "Devices and out-of-band licenses: registration, bundles, resets and revocations"),
         (name = "fairplay", description = "FairPlay Streaming: provider credentials, the certificate and the key server")
     )
 )]

@@ -40,6 +40,8 @@ pub enum SecretKind {
     WidevineSigner,
     /// Callback-mode settings (URL, mode, timeout as metadata) and their HMAC shared secret (raw bytes).
     Callback,
+    /// The Ed25519 key that signs device license bundles and revocation lists (PKCS#8 DER).
+    DeviceLicenseSigner,
 }
 
 impl SecretKind {
@@ -52,6 +54,7 @@ impl SecretKind {
             SecretKind::FairplayCredentials => "fairplay",
             SecretKind::WidevineSigner => "widevine_signer",
             SecretKind::Callback => "callback",
+            SecretKind::DeviceLicenseSigner => "device_license_signer",
         }
     }
 }

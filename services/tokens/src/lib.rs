@@ -10,6 +10,7 @@ pub mod foreign;
 pub mod issuers;
 pub mod native;
 pub mod pallycon;
+pub mod registration;
 pub mod replay;
 mod service;
 pub mod signing;

@@ -59,14 +59,17 @@ struct PresentedClaims {
     exp: i64,
     #[serde(default)]
     jti: Option<String>,
+    /// Set only on device-registration tokens, which are refused here.
+    #[serde(default)]
+    aud: Option<String>,
 }
 
 /// The JOSE header fields Clavis reads.
 #[derive(Debug, Deserialize)]
-struct JoseHeader {
-    alg: String,
+pub(crate) struct JoseHeader {
+    pub(crate) alg: String,
     #[serde(default)]
-    kid: Option<String>,
+    pub(crate) kid: Option<String>,
 }
 
 /// A token split and decoded, not yet verified.
@@ -173,48 +176,18 @@ pub async fn issuer(directory: &Directory, token: &PresentedToken) -> Result<Arc
 
 /// Verify a presented token of `tenant` (found by [`issuer`]).
 pub async fn verify(keys: &SigningKeys, tenant: Arc<Tenant>, token: PresentedToken) -> Result<VerifiedToken> {
-    let key = keys.find(tenant.id, token.header.kid.as_deref()).await?.ok_or_else(|| {
-        ClavisError::new(
-            ErrorCode::TokenKeyUnknown,
-            format!("no active signing key {:?}", token.header.kid.as_deref().unwrap_or_default()),
-        )
-    })?;
-    // The key decides the algorithm; a header naming another one (`none`, or HS256 against a public key) is refused.
-    if token.header.alg != key.algorithm.as_str() {
-        return Err(ClavisError::new(
-            ErrorCode::TokenSignatureInvalid,
-            format!("key {:?} is an {} key; the token says {:?}", key.kid, key.algorithm.as_str(), token.header.alg),
-        ));
-    }
-    if !key.verify(token.signed.as_bytes(), &token.signature) {
-        return Err(ClavisError::new(ErrorCode::TokenSignatureInvalid, "the signature does not verify"));
-    }
-
+    check_signature(keys, &tenant, &token.header, token.signed.as_bytes(), &token.signature).await?;
     let claims = token.claims;
-    let now = chrono::Utc::now().timestamp();
-    let skew = i64::from(tenant.settings.clock_skew_seconds);
-    if claims.exp + skew < now {
-        return Err(ClavisError::new(ErrorCode::TokenExpired, "the token's `exp` has passed"));
+    // A device-registration token (same keys, `aud` set) names a user, not a license.
+    if claims.aud.as_deref() == Some(crate::registration::AUDIENCE) {
+        return Err(malformed("a device-registration token is not a license token"));
     }
-    if claims.nbf.is_some_and(|nbf| nbf - skew > now) {
-        return Err(ClavisError::new(ErrorCode::TokenNotYetValid, "the token's `nbf` is in the future"));
-    }
-    if claims.iat - skew > now {
-        return Err(ClavisError::new(ErrorCode::TokenNotYetValid, "the token's `iat` is in the future"));
-    }
+    check_times(&tenant, claims.iat, claims.nbf, claims.exp)?;
     let user_id = UserId::parse(&claims.sub).map_err(|e| recode(e, ErrorCode::TokenMalformed))?;
     let content_id = ContentId::parse_field(&claims.cid, "cid").map_err(|e| recode(e, ErrorCode::TokenMalformed))?;
     let drm =
         claims.drm.as_deref().map(str::parse::<Drm>).transpose().map_err(|e| recode(e, ErrorCode::TokenMalformed))?;
-    let policy = match &claims.policy {
-        None => Policy::default(),
-        Some(raw) => clavis_core::http::parse_json::<Policy>(raw.get().as_bytes()).map_err(|e| ClavisError {
-            code: ErrorCode::PolicyInvalid,
-            field: Some(e.field.map_or_else(|| "policy".into(), |f| format!("policy.{f}").into())),
-            ..e
-        })?,
-    };
-    policy.validate()?;
+    let policy = parse_policy(claims.policy.as_deref())?;
     let policy = tenant.settings.default_policy.narrowed_by(&policy);
     Ok(VerifiedToken {
         tenant,
@@ -227,6 +200,63 @@ pub async fn verify(keys: &SigningKeys, tenant: Arc<Tenant>, token: PresentedTok
         format: "native",
         external_keys: Vec::new(),
     })
+}
+
+/// Check a token's signature with the tenant key its `kid` names. The key decides the algorithm; a header naming
+/// another one (`none`, or HS256 against a public key) is refused.
+pub(crate) async fn check_signature(
+    keys: &SigningKeys,
+    tenant: &Tenant,
+    header: &JoseHeader,
+    signed: &[u8],
+    signature: &[u8],
+) -> Result<()> {
+    let key = keys.find(tenant.id, header.kid.as_deref()).await?.ok_or_else(|| {
+        ClavisError::new(
+            ErrorCode::TokenKeyUnknown,
+            format!("no active signing key {:?}", header.kid.as_deref().unwrap_or_default()),
+        )
+    })?;
+    if header.alg != key.algorithm.as_str() {
+        return Err(ClavisError::new(
+            ErrorCode::TokenSignatureInvalid,
+            format!("key {:?} is an {} key; the token says {:?}", key.kid, key.algorithm.as_str(), header.alg),
+        ));
+    }
+    if !key.verify(signed, signature) {
+        return Err(ClavisError::new(ErrorCode::TokenSignatureInvalid, "the signature does not verify"));
+    }
+    Ok(())
+}
+
+/// Check `exp`, `nbf` and `iat` against now, with the tenant's clock skew.
+pub(crate) fn check_times(tenant: &Tenant, iat: i64, nbf: Option<i64>, exp: i64) -> Result<()> {
+    let now = chrono::Utc::now().timestamp();
+    let skew = i64::from(tenant.settings.clock_skew_seconds);
+    if exp.saturating_add(skew) < now {
+        return Err(ClavisError::new(ErrorCode::TokenExpired, "the token's `exp` has passed"));
+    }
+    if nbf.is_some_and(|nbf| nbf.saturating_sub(skew) > now) {
+        return Err(ClavisError::new(ErrorCode::TokenNotYetValid, "the token's `nbf` is in the future"));
+    }
+    if iat.saturating_sub(skew) > now {
+        return Err(ClavisError::new(ErrorCode::TokenNotYetValid, "the token's `iat` is in the future"));
+    }
+    Ok(())
+}
+
+/// A token's `policy` claim (raw until the signature verified), validated.
+pub(crate) fn parse_policy(raw: Option<&RawValue>) -> Result<Policy> {
+    let policy = match raw {
+        None => Policy::default(),
+        Some(raw) => clavis_core::http::parse_json::<Policy>(raw.get().as_bytes()).map_err(|e| ClavisError {
+            code: ErrorCode::PolicyInvalid,
+            field: Some(e.field.map_or_else(|| "policy".into(), |f| format!("policy.{f}").into())),
+            ..e
+        })?,
+    };
+    policy.validate()?;
+    Ok(policy)
 }
 
 /// Sign native claims with the tenant's current key.

@@ -209,6 +209,11 @@ impl TokenService {
         }
     }
 
+    /// The tenant a device-registration token names (`crate::registration`), before verification.
+    pub async fn registration_issuer(&self, token: &crate::registration::PresentedRegistration) -> Result<Arc<Tenant>> {
+        token.issuer(&self.directory).await
+    }
+
     /// How refusals of this token are answered.
     pub async fn error_style(&self, tenant: &Tenant, token: &Presented) -> ErrorStyle {
         match token {

@@ -14,6 +14,7 @@
 
 mod activity;
 pub(crate) mod audit;
+mod devices;
 mod error_codes;
 mod fairplay;
 mod inspector;

@@ -697,6 +697,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(team)
         .service(invite);
     super::inspector::configure(cfg);
+    super::devices::configure(cfg);
     super::error_codes::configure(cfg);
     super::policies::configure(cfg);
     super::integrations::configure(cfg);
