@@ -11,6 +11,7 @@ mod m20261128_000010_wvks_widevine_signers_and_key_periods;
 mod m20261129_000030_devices;
 mod m20261129_000040_license_log_lookups;
 mod m20261129_000050_staff_audit;
+mod m20261129_000060_license_stats;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000030_devices::Migration),
             Box::new(m20261129_000040_license_log_lookups::Migration),
             Box::new(m20261129_000050_staff_audit::Migration),
+            Box::new(m20261129_000060_license_stats::Migration),
         ]
     }
 }

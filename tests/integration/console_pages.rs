@@ -35,7 +35,29 @@ async fn browser_signed_in(app: &TestApp, client: &fantoccini::Client, email: &s
 }
 
 async fn text_of(client: &fantoccini::Client, id: &str) -> String {
-    client.wait().for_element(Locator::Id(id)).await.unwrap().text().await.unwrap()
+    // A form's answer replaces the page: an element found just before that goes stale, so read again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found = client.wait().for_element(Locator::Id(id)).await;
+        if let Ok(text) = async { found?.text().await }.await {
+            return text;
+        }
+        assert!(std::time::Instant::now() < deadline, "#{id} kept going stale");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The text of `#id` once it contains `needle` (after a form was submitted, the old page may still be showing).
+async fn text_becomes(client: &fantoccini::Client, id: &str, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = text_of(client, id).await;
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(std::time::Instant::now() < deadline, "#{id} never said {needle:?}; it says {text:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// The first number after `marker` in `html`.
@@ -82,7 +104,7 @@ async fn chromium_inspects_a_good_token_a_tampered_one_and_shows_a_bad_kid_next_
     kids.clear().await.unwrap();
     kids.send_keys(&hd).await.unwrap();
     click(&client, "form[action='/console/tokens/inspect'] button[type=submit]").await;
-    let verdict = text_of(&client, "verdict").await;
+    let verdict = text_becomes(&client, "verdict", "refused").await;
     assert!(verdict.contains("refused: 5006"), "{verdict}");
     assert_eq!(text_of(&client, "verdict-rule").await, "policy.allowed_tracks");
     shots.take(&client, "inspector-refused").await;
@@ -120,7 +142,7 @@ async fn chromium_inspects_a_good_token_a_tampered_one_and_shows_a_bad_kid_next_
 
     // The dashboard draws the day's requests; the log search finds the refused one and opens its story.
     click(&client, "nav[aria-label=Console] a[href='/console']").await;
-    assert!(text_of(&client, "chart-summary").await.contains("1 licenses issued and 1 denied"));
+    text_becomes(&client, "chart-summary", "1 licenses issued and 1 denied").await;
     shots.take(&client, "dashboard").await;
     click(&client, "nav[aria-label=Console] a[href='/console/logs']").await;
     heading_becomes(&client, "License log").await;
@@ -133,7 +155,7 @@ async fn chromium_inspects_a_good_token_a_tampered_one_and_shows_a_bad_kid_next_
     }
     shots.take(&client, "license-log-denied").await;
     click(&client, "#log tbody tr a").await;
-    assert_eq!(text_of(&client, "rule").await, "policy.allowed_tracks");
+    assert_eq!(text_becomes(&client, "rule", "policy.").await, "policy.allowed_tracks");
     shots.take(&client, "license-log-story").await;
 
     // The default policy editor in the browser: a select and a number, saved, and shown back.
@@ -146,7 +168,7 @@ async fn chromium_inspects_a_good_token_a_tampered_one_and_shows_a_bad_kid_next_
     duration.clear().await.unwrap();
     duration.send_keys("7200").await.unwrap();
     click(&client, "form[action='/console/policy'] button[type=submit]").await;
-    assert!(text_of(&client, "saved").await.contains("Default policy saved"));
+    text_becomes(&client, "saved", "Default policy saved").await;
     let stored = tenant_settings(&app, &tenant).await["default_policy"].clone();
     assert_eq!(
         (stored["license_duration_seconds"].as_u64(), stored["widevine"]["min_security_level"].as_u64()),
@@ -622,9 +644,9 @@ async fn chromium_switches_to_callback_mode_and_sends_a_test_callback() {
     client.find(Locator::Css("#secret option[value='set']")).await.unwrap().click().await.unwrap();
     fill(&client, "shared_secret", &base64::engine::general_purpose::STANDARD.encode(SECRET)).await;
     click(&client, "form[action='/console/integrations/callback'] button[type=submit]").await;
-    assert!(text_of(&client, "callback-state").await.contains("callback mode"));
+    text_becomes(&client, "callback-state", "callback mode").await;
     click(&client, "#send-test-callback").await;
-    let outcome = text_of(&client, "callback-outcome").await;
+    let outcome = text_becomes(&client, "callback-outcome", "test callback").await;
     assert!(outcome.contains("The test callback passed every check."), "{outcome}");
     let exchange = text_of(&client, "callback-exchange").await;
     assert!(exchange.contains(&backend.url) && exchange.contains("\"status\": 200"), "{exchange}");
@@ -794,7 +816,7 @@ async fn chromium_uploads_the_fairplay_development_credentials() {
     client.find(Locator::Css("#d_function option[value='fixed']")).await.unwrap().click().await.unwrap();
     fill(&client, "dask", FAIRPLAY_DASK).await;
     click(&client, "form[action='/console/fairplay'] button[type=submit]").await;
-    let outcome = text_of(&client, "fairplay-outcome").await;
+    let outcome = text_becomes(&client, "fairplay-outcome", "Uploaded").await;
     assert!(outcome.contains(DEV_CERT_SHA1) && outcome.contains("matches the certificate"), "{outcome}");
     shots.take(&client, "fairplay-uploaded").await;
     let listed: Value = app.get("/api/v1/fairplay/credentials", &tenant.api_key).await.json().await.unwrap();

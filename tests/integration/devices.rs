@@ -205,6 +205,15 @@ async fn registrations_over_the_users_device_limit_are_refused() {
     assert_eq!(register(&app, &token, &second).await.status(), 201);
     let refused = assert_problem(register(&app, &token, &third).await, 403, 5041).await;
     assert!(refused["detail"].as_str().unwrap().contains("allows 2"), "{refused}");
+    // Twenty first registrations at once for one user with room for two: exactly two get in.
+    let racer = app
+        .mint_token(&tenant, json!({"user_id": "racer", "content_id": "movie-1", "policy": {"max_devices": 2}}))
+        .await;
+    let devices: Vec<Device> = (0..20).map(|_| Device::new()).collect();
+    let statuses = futures_util::future::join_all(devices.iter().map(|d| register(&app, &racer, d))).await;
+    let created = statuses.iter().filter(|r| r.status() == 201).count();
+    let refused = statuses.iter().filter(|r| r.status() == 403).count();
+    assert_eq!((created, refused), (2, 18), "{:?}", statuses.iter().map(|r| r.status()).collect::<Vec<_>>());
     // Another user of the same tenant has their own count.
     let other =
         app.mint_token(&tenant, json!({"user_id": "v", "content_id": "movie-1", "policy": {"max_devices": 2}})).await;

@@ -1,5 +1,30 @@
 //! The tables the license service owns.
 
+pub(crate) mod license_stats {
+    use sea_orm::entity::prelude::*;
+
+    /// Hourly counts kept beside the log (see the `license_stats` migration).
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "license_stats")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub hour_ms: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub drm: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub outcome: String,
+        /// 0 for issued licenses.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub error_code: i32,
+        pub requests: i64,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub(crate) mod license_log {
     use sea_orm::entity::prelude::*;
 

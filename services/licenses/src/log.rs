@@ -12,11 +12,13 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::entity::license_log;
+use crate::entity::{license_log, license_stats};
 
 const QUEUE_CAPACITY: usize = 20_000;
 const BATCH_MAX: usize = 500;
 const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// The granularity of the hourly counts (`license_stats`).
+pub const HOUR_MS: i64 = 3_600_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -123,59 +125,48 @@ impl LicenseLog {
             .map(LogRow::from))
     }
 
-    /// Counts of the tenant's requests since `since_ms` per time bucket of `bucket_ms` (the bucket's start, Unix
-    /// milliseconds), DRM and outcome: the dashboard's chart and tables from one grouped scan of the
-    /// `(tenant_id, at_ms)` range.
+    /// Counts of the tenant's requests since `since_ms` (from the start of its hour) per time bucket of
+    /// `bucket_ms` (whole hours; the bucket's start, Unix milliseconds), DRM and outcome: the dashboard's chart and
+    /// tables, summed from the hourly counts (at most a few rows per hour, however busy the tenant is).
     pub async fn activity(&self, tenant_id: TenantId, since_ms: i64, bucket_ms: i64) -> Result<Vec<Activity>> {
-        use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
-        let bucket_ms = Ord::max(bucket_ms, 1);
-        let bucket = Expr::col(license_log::Column::AtMs).div(bucket_ms);
-        let rows: Vec<(i64, String, String, i64)> = license_log::Entity::find()
-            .select_only()
-            .column_as(bucket.clone(), "bucket")
-            .column(license_log::Column::Drm)
-            .column(license_log::Column::Outcome)
-            .column_as(SimpleExpr::from(Func::count(Expr::col(license_log::Column::Id))), "n")
-            .filter(license_log::Column::TenantId.eq(tenant_id.0))
-            .filter(license_log::Column::AtMs.gte(since_ms))
-            .group_by(bucket)
-            .group_by(license_log::Column::Drm)
-            .group_by(license_log::Column::Outcome)
-            .into_tuple()
+        // Buckets are whole hours, epoch-aligned, so they are sums of the hourly counts.
+        let bucket_ms = Ord::max(bucket_ms.div_euclid(HOUR_MS), 1) * HOUR_MS;
+        let rows = license_stats::Entity::find()
+            .filter(license_stats::Column::TenantId.eq(tenant_id.0))
+            .filter(license_stats::Column::HourMs.gte(since_ms.div_euclid(HOUR_MS) * HOUR_MS))
             .all(&self.db)
             .await?;
-        Ok(rows
+        let mut groups: std::collections::BTreeMap<(i64, String, bool), u64> = Default::default();
+        for row in rows {
+            let bucket = row.hour_ms.div_euclid(bucket_ms) * bucket_ms;
+            let issued = row.outcome == Outcome::Issued.as_str();
+            *groups.entry((bucket, row.drm, issued)).or_default() += u64::try_from(row.requests).unwrap_or(0);
+        }
+        Ok(groups
             .into_iter()
-            .map(|(bucket, drm, outcome, n)| Activity {
-                bucket_start_ms: bucket.saturating_mul(bucket_ms),
-                drm,
-                issued: outcome == Outcome::Issued.as_str(),
-                count: u64::try_from(n).unwrap_or(0),
-            })
+            .map(|((bucket_start_ms, drm, issued), count)| Activity { bucket_start_ms, drm, issued, count })
             .collect())
     }
 }
 
 impl LicenseLog {
-    /// How many of the tenant's requests were refused with each catalog code since `since_ms` (Unix milliseconds).
-    /// One grouped scan over the tenant's time range (the `(tenant_id, at_ms)` index).
+    /// How many of the tenant's requests were refused with each catalog code since `since_ms` (Unix milliseconds),
+    /// counted from the start of that hour, from the hourly counts.
     pub async fn refusals_by_code(&self, tenant_id: TenantId, since_ms: i64) -> Result<Vec<(u16, u64)>> {
-        use sea_orm::sea_query::{Expr, Func, SimpleExpr};
-        let rows: Vec<(Option<i32>, i64)> = license_log::Entity::find()
-            .select_only()
-            .column(license_log::Column::ErrorCode)
-            .column_as(SimpleExpr::from(Func::count(Expr::col(license_log::Column::Id))), "n")
-            .filter(license_log::Column::TenantId.eq(tenant_id.0))
-            .filter(license_log::Column::AtMs.gte(since_ms))
-            .filter(license_log::Column::ErrorCode.is_not_null())
-            .group_by(license_log::Column::ErrorCode)
-            .into_tuple()
+        // Summed here rather than in SQL: PostgreSQL's SUM of a BIGINT is NUMERIC, and the rows are few.
+        let rows = license_stats::Entity::find()
+            .filter(license_stats::Column::TenantId.eq(tenant_id.0))
+            .filter(license_stats::Column::HourMs.gte(since_ms.div_euclid(HOUR_MS) * HOUR_MS))
+            .filter(license_stats::Column::ErrorCode.ne(0))
             .all(&self.db)
             .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(code, n)| Some((u16::try_from(code?).ok()?, u64::try_from(n).unwrap_or(0))))
-            .collect())
+        let mut counts: std::collections::BTreeMap<u16, u64> = Default::default();
+        for row in rows {
+            if let Ok(code) = u16::try_from(row.error_code) {
+                *counts.entry(code).or_default() += u64::try_from(row.requests).unwrap_or(0);
+            }
+        }
+        Ok(counts.into_iter().collect())
     }
 }
 
@@ -342,6 +333,7 @@ where
     for<'q> &'q str: sea_orm::sqlx::Encode<'q, DB> + sea_orm::sqlx::Type<DB>,
     for<'q> Option<&'q str>: sea_orm::sqlx::Encode<'q, DB> + sea_orm::sqlx::Type<DB>,
     for<'q> String: sea_orm::sqlx::Encode<'q, DB> + sea_orm::sqlx::Type<DB>,
+    for<'q> i32: sea_orm::sqlx::Encode<'q, DB> + sea_orm::sqlx::Type<DB>,
 {
     let mut txn = pool.begin().await?;
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
@@ -366,6 +358,27 @@ where
                 .push_bind(entry.request_id.as_deref());
         });
         insert.build().execute(&mut *txn).await?;
+    }
+    // The hourly counts, in the same transaction: a batch is counted exactly when its rows are written.
+    let mut counts: std::collections::BTreeMap<(uuid::Uuid, i64, &str, &str, i32), i64> = Default::default();
+    for entry in batch {
+        let hour = entry.at_ms.div_euclid(HOUR_MS) * HOUR_MS;
+        let code = entry.error_code.map_or(0, i32::from);
+        *counts.entry((entry.tenant_id.0, hour, entry.drm, entry.outcome.as_str(), code)).or_default() += 1;
+    }
+    let counts: Vec<_> = counts.into_iter().collect();
+    for chunk in counts.chunks(ROWS_PER_STATEMENT) {
+        let mut upsert = sea_orm::sqlx::QueryBuilder::<DB>::new(
+            "INSERT INTO license_stats (tenant_id, hour_ms, drm, outcome, error_code, requests) ",
+        );
+        upsert.push_values(chunk, |mut row, ((tenant, hour, drm, outcome, code), n)| {
+            row.push_bind(*tenant).push_bind(*hour).push_bind(*drm).push_bind(*outcome).push_bind(*code).push_bind(*n);
+        });
+        upsert.push(
+            " ON CONFLICT (tenant_id, hour_ms, drm, outcome, error_code) \
+             DO UPDATE SET requests = license_stats.requests + excluded.requests",
+        );
+        upsert.build().execute(&mut *txn).await?;
     }
     txn.commit().await
 }

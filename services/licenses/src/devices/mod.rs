@@ -24,8 +24,8 @@ use clavis_tenant::secrets::{SecretKind, SecretVault};
 use clavis_tenant::{Directory, Tenant};
 use josekit::jwk::Jwk;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -170,6 +170,9 @@ pub struct DeviceService {
     /// Serializes the first creation of a tenant's signing key in this process, so two first requests cannot
     /// store two different keys (the second would invalidate what the first signed).
     signer_creation: tokio::sync::Mutex<()>,
+    /// Serializes new registrations in this process, so the device count and the insert cannot interleave
+    /// (on PostgreSQL an advisory lock per user does the same across instances).
+    registrations: tokio::sync::Mutex<()>,
 }
 
 impl DeviceService {
@@ -179,7 +182,14 @@ impl DeviceService {
         keys: Arc<KeyStore>,
         directory: Arc<Directory>,
     ) -> DeviceService {
-        DeviceService { db, vault, keys, directory, signer_creation: tokio::sync::Mutex::new(()) }
+        DeviceService {
+            db,
+            vault,
+            keys,
+            directory,
+            signer_creation: tokio::sync::Mutex::new(()),
+            registrations: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub(crate) async fn tenant_by_site(&self, site_id: &str) -> Result<Arc<Tenant>> {
@@ -268,11 +278,27 @@ impl DeviceService {
             row.updated_at = Set(now);
             return Ok((row.update(&self.db).await?.into(), false));
         }
+        // Count and insert as one step per user: without the locks, two first registrations at once could both
+        // see room for one more device.
+        let _one_at_a_time = self.registrations.lock().await;
+        let txn = self.db.begin().await?;
+        if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            let digest =
+                clavis_core::crypto::sha256(format!("device-registration\0{}\0{user_id}", tenant.id.0).as_bytes());
+            let mut key = [0u8; 8];
+            key.copy_from_slice(&digest[..8]);
+            txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DatabaseBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [i64::from_be_bytes(key).into()],
+            ))
+            .await?;
+        }
         if let Some(limit) = max_devices {
             let count = devices::Entity::find()
                 .filter(devices::Column::TenantId.eq(tenant.id.0))
                 .filter(devices::Column::UserId.eq(user_id))
-                .count(&self.db)
+                .count(&txn)
                 .await?;
             if count >= u64::from(limit) {
                 return Err(ClavisError::new(
@@ -293,7 +319,9 @@ impl DeviceService {
             created_at: Set(now),
             updated_at: Set(now),
         };
-        Ok((row.insert(&self.db).await?.into(), true))
+        let inserted = row.insert(&txn).await?;
+        txn.commit().await?;
+        Ok((inserted.into(), true))
     }
 
     pub async fn list(&self, tenant_id: TenantId, user_id: Option<&str>) -> Result<Vec<DeviceView>> {
