@@ -24,7 +24,7 @@ async fn the_served_api_matches_its_openapi_document() {
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
         ])
         .args(["--phases", "examples,coverage,fuzzing", "--max-time", "40", "--workers", "2", "--seed", "1"])
-        .env("SCHEMATHESIS_HOOKS", "")
+        .env("SCHEMATHESIS_HOOKS", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis/hooks.py"))
         .env("NO_COLOR", "1")
         .output()
         .await
