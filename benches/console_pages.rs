@@ -77,6 +77,8 @@ async fn seed(app: &Application, tenant: TenantId, kids: &[String]) {
                 client_ip: Some("203.0.113.7".into()),
                 origin: None,
                 request_id: Some(format!("req-{i}")),
+                device_id: Some(format!("device-{}", i % 2000)),
+                flag: None,
             })
             .await;
     }

@@ -101,20 +101,21 @@ impl Application {
         if services.licenses {
             tokens.replay().spawn_sweeper();
         }
-        let callbacks = Arc::new(
-            clavis_licenses::callback::Callbacks::new(
+        let licenses = web::Data::new(
+            LicenseService::new(
+                tokens.clone(),
+                keys.clone(),
+                LicenseLog::start(platform.db.clone()),
                 vault.clone(),
                 directory.clone(),
+                platform.db.clone(),
                 platform.config.callback_allow_private_networks,
             )
-            .map_err(|e| anyhow::anyhow!("callback client: {}", e.detail))?,
+            .map_err(|e| anyhow::anyhow!("license service: {}", e.detail))?,
         );
-        let licenses = web::Data::new(LicenseService::new(
-            tokens.clone(),
-            keys.clone(),
-            LicenseLog::start(platform.db.clone()),
-            callbacks,
-        ));
+        if services.licenses {
+            licenses.rules().spawn_sweeper();
+        }
 
         let devices = web::Data::new(clavis_licenses::DeviceService::new(
             platform.db.clone(),

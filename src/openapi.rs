@@ -119,10 +119,25 @@ fn complete_error_responses(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::O
                     response["description"] = serde_json::Value::String(text);
                 }
             }
-            // Endpoints whose protocol fixes another error format (SPEKE's plain-text messages) keep theirs;
-            // every other error is problem+json.
+            // Endpoints whose protocol fixes another error format keep theirs: SPEKE's plain-text messages, and
+            // PlayReady's SOAP faults (every error of such an endpoint is one). Every other error is problem+json.
             let plain_text = responses.values().any(|r| r.pointer("/content/text~1plain").is_some());
+            let soap = responses
+                .iter()
+                .any(|(status, r)| status.as_str() >= "400" && r.pointer("/content/text~1xml").is_some());
             for (status, response) in responses.iter_mut() {
+                if soap && status.as_str() >= "400" && status.len() == 3 {
+                    response["content"] = serde_json::json!({ "text/xml": { "schema": { "type": "string" } } });
+                    response["headers"] = header.clone();
+                    continue;
+                }
+                if status.as_str() >= "400" && status.len() == 3 && path == "/ri/licenseManager.do" {
+                    // PallyCon's URL serves every DRM: a PlayReady request's refusals there are SOAP faults.
+                    response["content"] = problem.clone();
+                    response["content"]["text/xml"] = serde_json::json!({ "schema": { "type": "string" } });
+                    response["headers"] = header.clone();
+                    continue;
+                }
                 if status.as_str() >= "400" && status.len() == 3 {
                     let declared_plain = response.pointer("/content/text~1plain").is_some();
                     if !declared_plain {

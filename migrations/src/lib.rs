@@ -12,6 +12,7 @@ mod m20261129_000030_devices;
 mod m20261129_000040_license_log_lookups;
 mod m20261129_000050_staff_audit;
 mod m20261129_000060_license_stats;
+mod m20261203_000010_license_rules;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000040_license_log_lookups::Migration),
             Box::new(m20261129_000050_staff_audit::Migration),
             Box::new(m20261129_000060_license_stats::Migration),
+            Box::new(m20261203_000010_license_rules::Migration),
         ]
     }
 }

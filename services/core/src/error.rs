@@ -252,6 +252,38 @@ catalog! {
         "Send `content_ids` (1 to 64 content ids with keys) and optionally `policy`; the device must have an active key; `detail` says what is wrong.";
     DeviceBundleNotFound = 5050, NOT_FOUND, "Device license bundle not found",
         "No bundle was made for this device and content; create one with POST /api/v1/devices/{device_id}/bundles.";
+    // 506x: license rules that remember (seed documents 000, 002, 004)
+    LicenseRequestReplayed = 5060, FORBIDDEN, "License request already used",
+        "Each license request message is used once; let the DRM client make a new request (a new session) instead of resending a recorded one.";
+    LicenseRequestTimeOutOfWindow = 5061, FORBIDDEN, "License request time outside the window",
+        "The request's timestamp is further from the server clock than the tenant's message_time_tolerance_seconds; correct the device clock.";
+    ClientStateRolledBack = 5062, FORBIDDEN, "Client state rolled back",
+        "The device's client state counter is lower than one it showed before (a restored backup or a cloned device); the request is flagged in the license log. Reset the device's DRM state and register it again.";
+    StreamLimitReached = 5063, FORBIDDEN, "Concurrent stream limit reached",
+        "The user already plays as many streams as the policy's max_concurrent_streams; stop one (its slot frees when its renewals stop) or end it with DELETE /api/v1/users/{user_id}/streams/{stream_id}.";
+    StreamNotFound = 5064, NOT_FOUND, "Stream not found",
+        "List the user's streams with GET /api/v1/users/{user_id}/streams.";
+    // 507x: license proxies to the tenant's upstream Widevine and PlayReady license servers (seed document 004)
+    UpstreamNotConfigured = 5070, NOT_FOUND, "License proxy not configured",
+        "Set the upstream license server with PUT /api/v1/integrations/widevine or /api/v1/integrations/playready.";
+    UpstreamSettingsInvalid = 5071, UNPROCESSABLE_ENTITY, "License proxy settings invalid",
+        "Correct the field named in `field`.";
+    UpstreamTargetForbidden = 5072, UNPROCESSABLE_ENTITY, "Upstream URL names a forbidden address",
+        "Use a public https URL; loopback, private, link-local and metadata addresses are refused unless the operator allows private networks.";
+    UpstreamAddressForbidden = 5073, BAD_GATEWAY, "Upstream host resolves to a forbidden address",
+        "The upstream license server's name resolves to a loopback, private, link-local or metadata address; fix its DNS or use another host.";
+    UpstreamUnreachable = 5074, BAD_GATEWAY, "Upstream license server unreachable",
+        "Clavis could not connect to the upstream license server after its retries; check that it is up and reachable.";
+    UpstreamTimeout = 5075, GATEWAY_TIMEOUT, "Upstream license server too slow",
+        "The upstream license server did not answer within the proxy's time budget; check its health or raise timeout_ms.";
+    UpstreamRefused = 5076, BAD_GATEWAY, "Upstream license server refused",
+        "The upstream license server answered an error; `detail` carries its status. Check the provider, signing key and the challenge.";
+    UpstreamAnswerMalformed = 5077, BAD_GATEWAY, "Upstream answer malformed",
+        "The upstream license server's answer is not what its protocol says (or larger than 256 KiB).";
+    WidevineChallengeMalformed = 5080, BAD_REQUEST, "Widevine challenge malformed",
+        "Send the CDM's license request (the `message` of the EME session) as the raw request body.";
+    PlayReadyChallengeMalformed = 5081, BAD_REQUEST, "PlayReady challenge malformed",
+        "Send the PlayReady SOAP AcquireLicense challenge (or the EME PlayReadyKeyMessage that wraps it) as the body.";
 }
 
 impl ErrorCode {
@@ -417,6 +449,11 @@ mod tests {
                             | CallbackAnswerMalformed
                             | CallbackSignatureInvalid
                             | CallbackNonceMismatch
+                            | UpstreamAddressForbidden
+                            | UpstreamUnreachable
+                            | UpstreamTimeout
+                            | UpstreamRefused
+                            | UpstreamAnswerMalformed
                     ),
                     "{entry:?}"
                 ),

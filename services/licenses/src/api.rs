@@ -80,7 +80,7 @@ pub(crate) fn callback_from(req: &HttpRequest) -> Result<Option<crate::callback:
     crate::callback::CallbackValue::parse(&raw, user_agent).map(Some)
 }
 
-fn story(req: &HttpRequest, drm: Drm) -> Story {
+pub(crate) fn story(req: &HttpRequest, drm: Drm) -> Story {
     Story::new(
         drm,
         cors::request_origin(req),
@@ -109,17 +109,78 @@ fn story(req: &HttpRequest, drm: Drm) -> Story {
     )
 )]
 pub async fn clearkey(req: HttpRequest, payload: web::Payload, service: web::Data<LicenseService>) -> HttpResponse {
-    let mut story = story(&req, Drm::ClearKey);
-    let token = token_from(&req);
-    match callback_from(&req) {
-        Ok(value) => story.callback = value,
-        Err(e) => return service.finish(story, Err(e), "application/json").await,
+    let body = clavis_core::http::read_body(payload, MAX_REQUEST_BYTES).await;
+    clearkey_answer(&req, body, &service).await
+}
+
+/// The ClearKey answer for a body as read (or the error of reading it).
+pub(crate) async fn clearkey_answer(
+    req: &HttpRequest,
+    body: Result<web::Bytes>,
+    service: &LicenseService,
+) -> HttpResponse {
+    let mut story = story(req, Drm::ClearKey);
+    let token = token_from(req);
+    let result = async {
+        story.callback = callback_from(req)?;
+        story.read_facts(req.headers())?;
+        service.clearkey(&mut story, token.as_ref().map(RawToken::credential), &body?).await
     }
-    let result = match clavis_core::http::read_body(payload, MAX_REQUEST_BYTES).await {
-        Ok(body) => service.clearkey(&mut story, token.as_ref().map(RawToken::credential), &body).await,
-        Err(e) => Err(e),
-    };
+    .await;
     service.finish(story, result, "application/json").await
+}
+
+/// PallyCon's license URL, for players migrating from PallyCon without changing theirs: the DRM is the PallyCon
+/// token's `drm_type`, or what the body is (a ClearKey JSON request, a FairPlay SPC, a PlayReady SOAP challenge,
+/// else a Widevine challenge). Each answers as its own endpoint does.
+#[utoipa::path(
+    post, path = "/ri/licenseManager.do", tag = "licenses",
+    params(("pallycon-customdata-v2" = Option<String>, Query, description = "The PallyCon token, when not in the header")),
+    request_body(content = String, content_type = "application/octet-stream", description = "The DRM's license request, as for its own endpoint"),
+    responses(
+        (status = 200, description = "The license, as the DRM's own endpoint answers it", content_type = "application/octet-stream"),
+        (status = 400, description = "5001, 5010, 5080, 5081: the DRM's request is malformed", body = clavis_core::error::Problem),
+        (status = 401, description = "4001-4007 token missing or invalid", body = clavis_core::error::Problem),
+        (status = 403, description = "The refusals of the DRM's own endpoint (4008, 4009, 4011, 5002-5008, 5041, 5060-5063)", body = clavis_core::error::Problem),
+        (status = 404, description = "4012, 5005, 5014, 5070", body = clavis_core::error::Problem),
+        (status = 413, description = "1012 body too large", body = clavis_core::error::Problem),
+        (status = 422, description = "4010 the token's policy cannot be applied", body = clavis_core::error::Problem),
+        (status = 502, description = "5073, 5074, 5076, 5077 upstream failures", body = clavis_core::error::Problem),
+        (status = 504, description = "5075 upstream too slow", body = clavis_core::error::Problem),
+    )
+)]
+pub async fn pallycon_alias(
+    req: HttpRequest,
+    payload: web::Payload,
+    service: web::Data<LicenseService>,
+    vault: web::Data<clavis_tenant::SecretVault>,
+) -> HttpResponse {
+    let body = clavis_core::http::read_body(payload, crate::fairplay::MAX_KSM_BODY).await;
+    let named = match token_from(&req) {
+        Some(RawToken::Pallycon(raw)) => clavis_tokens::pallycon::drm_type_of(&raw),
+        _ => None,
+    };
+    let drm = named.or_else(|| body.as_deref().ok().map(sniff_drm)).unwrap_or(Drm::Widevine);
+    match drm {
+        Drm::ClearKey | Drm::HlsAes => clearkey_answer(&req, body, &service).await,
+        Drm::FairPlay => crate::fairplay::ksm_answer(&req, body, &service, &vault).await,
+        Drm::PlayReady => crate::playready::answer(&req, body, &service).await,
+        Drm::Widevine => crate::widevine::answer(&req, body, &service).await,
+    }
+}
+
+/// Which DRM a license request body is for, by its shape.
+fn sniff_drm(body: &[u8]) -> Drm {
+    let text = body.trim_ascii_start();
+    if text.starts_with(b"{") {
+        Drm::ClearKey
+    } else if text.starts_with(b"<") || body.starts_with(&[0xff, 0xfe]) || body.get(1) == Some(&0) && body[0] == b'<' {
+        Drm::PlayReady
+    } else if text.starts_with(b"spc=") || body.starts_with(&[0, 0, 0]) {
+        Drm::FairPlay
+    } else {
+        Drm::Widevine
+    }
 }
 
 /// The tenant's cross-domain policy for legacy (Flash-era) players, made from its allowed origins.
@@ -154,6 +215,9 @@ pub struct LogParams {
     pub outcome: Option<String>,
     pub content_id: Option<String>,
     pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    /// `true`: only flagged rows (rollbacks).
+    pub flagged: Option<bool>,
 }
 
 /// The tenant's license log, newest first. Rows are written in batches within about 50 ms of the request.
@@ -185,6 +249,8 @@ pub async fn license_log(
         outcome,
         content_id: params.content_id,
         user_id: params.user_id,
+        device_id: params.device_id,
+        flagged: params.flagged.unwrap_or(false),
         ..LogQuery::default()
     };
     let rows = service.log().recent(auth.tenant.id, &query).await?;

@@ -8,10 +8,12 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 
 /// Headers a player may send to license endpoints.
-const ALLOWED_REQUEST_HEADERS: &str =
-    "content-type, x-clavis-token, authorization, pallycon-customdata-v2, x-dt-auth-token, x-axdrm-message";
+const ALLOWED_REQUEST_HEADERS: &str = "content-type, x-clavis-token, authorization, pallycon-customdata-v2, \
+     x-dt-auth-token, x-axdrm-message, x-clavis-callback, x-clavis-device, x-clavis-session, x-clavis-message-id, \
+     x-clavis-message-time, x-clavis-client-state, x-clavis-config-version, soapaction";
 /// Headers a player may read from license answers.
-const EXPOSED_HEADERS: &str = "x-clavis-error, x-request-id";
+const EXPOSED_HEADERS: &str =
+    "x-clavis-error, x-request-id, x-clavis-session, x-clavis-server-config, x-clavis-server-config-version";
 
 pub fn request_origin(req: &HttpRequest) -> Option<String> {
     req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).filter(|v| v.len() <= 512).map(str::to_owned)

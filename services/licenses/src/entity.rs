@@ -52,6 +52,8 @@ pub(crate) mod license_log {
         pub client_ip: Option<String>,
         pub origin: Option<String>,
         pub request_id: Option<String>,
+        pub device_id: Option<String>,
+        pub flag: Option<String>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}
@@ -116,6 +118,72 @@ pub(crate) mod device_bundles {
         pub jwe: String,
         pub expires_at: DateTimeUtc,
         pub created_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod license_devices {
+    use sea_orm::entity::prelude::*;
+
+    /// A device a user obtained licenses on (device limits).
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "license_devices")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub device_id: String,
+        pub drm: String,
+        pub first_seen_ms: i64,
+        pub last_seen_ms: i64,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod stream_slots {
+    use sea_orm::entity::prelude::*;
+
+    /// A stream a user is playing: held by a license with a renewal interval, extended by its renewals.
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stream_slots")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub stream_id: String,
+        pub content_id: String,
+        pub device_id: Option<String>,
+        pub drm: String,
+        pub started_ms: i64,
+        pub renewed_ms: i64,
+        pub expires_ms: i64,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod client_states {
+    use sea_orm::entity::prelude::*;
+
+    /// The highest client state counter a device has shown (rollback detection).
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "client_states")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub device_id: String,
+        pub counter: i64,
+        pub updated_ms: i64,
     }
 
     impl ActiveModelBehavior for ActiveModel {}

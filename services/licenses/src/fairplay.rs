@@ -463,9 +463,8 @@ impl LicenseService {
         let terms = ckc_terms(&verified.policy, &kid, Utc::now());
         let ckc = clavis_fairplay::build_ckc(&opened, &key, &iv, &terms)
             .map_err(|_| ClavisError::internal("fairplay ckc", "the CSPRNG failed"))?;
-        story.set_rule("replay");
-        self.tokens().consume(&verified).await?;
-        story.set_rule("ok");
+        let admission = self.admit(story, &verified).await?;
+        self.settle(story, &verified, &admission).await?;
         Ok(ckc)
     }
 
@@ -522,22 +521,29 @@ pub async fn ksm(
     service: web::Data<LicenseService>,
     vault: web::Data<SecretVault>,
 ) -> HttpResponse {
-    let mut story = Story::new(
-        Drm::FairPlay,
-        cors::request_origin(&req),
-        clavis_core::http::peer_ip(&req),
-        clavis_core::http::request_id(&req).and_then(|v| v.to_str().ok().map(str::to_owned)),
-    );
-    let token = token_from(&req);
+    let body = clavis_core::http::read_body(payload, MAX_KSM_BODY).await;
+    ksm_answer(&req, body, &service, &vault).await
+}
+
+/// The KSM's answer for a body as read (or the error of reading it).
+pub(crate) async fn ksm_answer(
+    req: &HttpRequest,
+    body: Result<web::Bytes>,
+    service: &LicenseService,
+    vault: &SecretVault,
+) -> HttpResponse {
+    let mut story = crate::api::story(req, Drm::FairPlay);
+    let token = token_from(req);
     let raw = req
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("application/octet-stream"));
-    let result = match clavis_core::http::read_body(payload, MAX_KSM_BODY).await {
-        Ok(body) => service.fairplay(&mut story, token.as_ref().map(RawToken::credential), &vault, &body).await,
-        Err(e) => Err(e),
-    };
+    let result = async {
+        story.read_facts(req.headers())?;
+        service.fairplay(&mut story, token.as_ref().map(RawToken::credential), vault, &body?).await
+    }
+    .await;
     let (result, content_type) = if raw {
         (result, "application/octet-stream")
     } else {

@@ -45,8 +45,12 @@ pub async fn hls_aes(
         clavis_core::http::request_id(&req).and_then(|v| v.to_str().ok().map(str::to_owned)),
     );
     let token = token_from(&req);
-    let result =
-        service.hls_aes(&mut story, token.as_ref().map(RawToken::credential), &site_id, &content_id, &kid).await;
+    let result = match story.read_facts(req.headers()) {
+        Ok(()) => {
+            service.hls_aes(&mut story, token.as_ref().map(RawToken::credential), &site_id, &content_id, &kid).await
+        }
+        Err(e) => Err(e),
+    };
     let mut response = service.finish(story, result, "application/octet-stream").await;
     // A key must never sit in a shared cache, and a refusal must not be replayed from one either.
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -13,7 +13,13 @@ pub mod fairplay;
 mod hls;
 pub mod inspect;
 pub mod log;
+pub mod outbound;
+pub mod playready;
+pub mod rules;
 pub mod service;
+pub mod upstream;
+mod users;
+pub mod widevine;
 
 use actix_web::web;
 
@@ -34,6 +40,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(callback::get_callback)
         .service(callback::delete_callback)
         .service(callback::test_callback)
+        .service(upstream::put_widevine)
+        .service(upstream::get_widevine)
+        .service(upstream::delete_widevine)
+        .service(upstream::put_playready)
+        .service(upstream::get_playready)
+        .service(upstream::delete_playready)
+        .service(users::devices)
+        .service(users::free_device)
+        .service(users::streams)
+        .service(users::end_stream)
         .service(fairplay::put_credentials)
         .service(fairplay::list_credentials)
         .service(fairplay::delete_credentials)
@@ -43,10 +59,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(devices::api::remove)
         .service(devices::api::reset)
         .service(devices::api::make_bundles)
+        .route("/ri/licenseManager.do", web::post().to(api::pallycon_alias))
+        .route("/ri/{tail:.*}", web::method(actix_web::http::Method::OPTIONS).to(api::preflight))
         .service(
             web::scope("/license")
                 .route("/clearkey", web::post().to(api::clearkey))
                 .route("/fairplay", web::post().to(fairplay::ksm))
+                .route("/widevine", web::post().to(widevine::license))
+                .route("/playready", web::post().to(playready::license))
                 .route("/fairplay/certificate/{site_id}", web::get().to(fairplay::certificate))
                 .route("/devices", web::post().to(devices::api::register))
                 .route("/devices/bundles/check", web::post().to(devices::api::check))
@@ -65,6 +85,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[openapi(
     paths(
         api::clearkey,
+        api::pallycon_alias,
         api::crossdomain,
         hls::hls_aes,
         api::license_log,
@@ -78,6 +99,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         callback::get_callback,
         callback::delete_callback,
         callback::test_callback,
+        widevine::license,
+        playready::license,
+        upstream::put_widevine,
+        upstream::get_widevine,
+        upstream::delete_widevine,
+        upstream::put_playready,
+        upstream::get_playready,
+        upstream::delete_playready,
+        users::devices,
+        users::free_device,
+        users::streams,
+        users::end_stream,
         devices::api::register,
         devices::api::reset_by_device,
         devices::api::get_bundle,
@@ -101,8 +134,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         callback::CallbackSettingsBody,
         callback::CallbackSettingsView,
         callback::TestExchange,
-        callback::outbound::SentRequest,
-        callback::outbound::ReceivedAnswer,
+        outbound::SentRequest,
+        outbound::ReceivedAnswer,
+        upstream::WidevineProxyBody,
+        upstream::WidevineProxyView,
+        upstream::PlayReadyProxyBody,
+        upstream::PlayReadyProxyView,
+        rules::UserDevice,
+        rules::StreamView,
         devices::DeviceView,
         devices::BundleView,
         devices::BundleCheck,

@@ -52,6 +52,10 @@ pub struct LogEntry {
     pub client_ip: Option<String>,
     pub origin: Option<String>,
     pub request_id: Option<String>,
+    /// The device the request came from (a DRM machine id, a registered device or `X-Clavis-Device`).
+    pub device_id: Option<String>,
+    /// Set on requests worth a look whatever their outcome: `rollback` (the client state went backwards).
+    pub flag: Option<&'static str>,
 }
 
 enum Command {
@@ -101,6 +105,12 @@ impl LicenseLog {
         }
         if let Some(user_id) = &query.user_id {
             select = select.filter(license_log::Column::UserId.eq(user_id.as_str()));
+        }
+        if let Some(device_id) = &query.device_id {
+            select = select.filter(license_log::Column::DeviceId.eq(device_id.as_str()));
+        }
+        if query.flagged {
+            select = select.filter(license_log::Column::Flag.is_not_null());
         }
         if let Some(since) = query.since_ms {
             select = select.filter(license_log::Column::AtMs.gte(since));
@@ -201,6 +211,9 @@ pub struct LogQuery {
     pub outcome: Option<Outcome>,
     pub content_id: Option<String>,
     pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    /// Only flagged rows (rollbacks).
+    pub flagged: bool,
     /// Rows at or after this Unix millisecond.
     pub since_ms: Option<i64>,
     /// Rows before this Unix millisecond.
@@ -237,6 +250,9 @@ pub struct LogRow {
     pub client_ip: Option<String>,
     pub origin: Option<String>,
     pub request_id: Option<String>,
+    pub device_id: Option<String>,
+    /// `rollback` when the client state counter went backwards.
+    pub flag: Option<String>,
 }
 
 impl From<license_log::Model> for LogRow {
@@ -258,6 +274,8 @@ impl From<license_log::Model> for LogRow {
             client_ip: row.client_ip,
             origin: row.origin,
             request_id: row.request_id,
+            device_id: row.device_id,
+            flag: row.flag,
         }
     }
 }
@@ -339,7 +357,7 @@ where
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
         let mut insert = sea_orm::sqlx::QueryBuilder::<DB>::new(
             "INSERT INTO license_log (tenant_id, at_ms, drm, user_id, content_id, kids, outcome, error_code, rule, \
-             detail, latency_us, client_ip, origin, request_id) ",
+             detail, latency_us, client_ip, origin, request_id, device_id, flag) ",
         );
         insert.push_values(chunk, |mut row, entry| {
             row.push_bind(entry.tenant_id.0)
@@ -355,7 +373,9 @@ where
                 .push_bind(entry.latency_us)
                 .push_bind(entry.client_ip.as_deref())
                 .push_bind(entry.origin.as_deref())
-                .push_bind(entry.request_id.as_deref());
+                .push_bind(entry.request_id.as_deref())
+                .push_bind(entry.device_id.as_deref())
+                .push_bind(entry.flag);
         });
         insert.build().execute(&mut *txn).await?;
     }

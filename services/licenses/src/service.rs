@@ -18,6 +18,7 @@ use clavis_tokens::{Credential, ErrorStyle, TokenService, VerifiedToken};
 use crate::clearkey::{self, ClearKeyRequest, SessionType};
 use crate::cors;
 use crate::log::{LicenseLog, LogEntry, Outcome};
+use crate::rules::{Admission, RequestFacts, Rules, Subject};
 
 pub struct LicenseService {
     tokens: Arc<TokenService>,
@@ -25,7 +26,14 @@ pub struct LicenseService {
     log: LicenseLog,
     fairplay_providers: crate::fairplay::Providers,
     callbacks: Arc<crate::callback::Callbacks>,
+    rules: Arc<Rules>,
+    upstreams: crate::upstream::Upstreams,
 }
+
+/// Headers of license answers (lower case): the server configuration version, the configuration itself for a
+/// client that holds an older one, and the stream slot id a license holds.
+pub const SERVER_CONFIG_VERSION_HEADER: &str = "x-clavis-server-config-version";
+pub const SERVER_CONFIG_HEADER: &str = "x-clavis-server-config";
 
 /// `clavis_licenses_total{drm, outcome, code}` (code 0 for issued licenses).
 fn license_counter(drm: Drm, code: Option<ErrorCode>) -> metrics::Counter {
@@ -66,6 +74,30 @@ pub struct Story {
     error_style: ErrorStyle,
     /// A callback-mode request's value: when present, the tenant's backend decides instead of a token.
     pub(crate) callback: Option<crate::callback::CallbackValue>,
+    /// What the request says about its device, stream and message, for the rules.
+    pub(crate) facts: RequestFacts,
+    /// The stream slot the license holds (answered in `X-Clavis-Session`).
+    stream_id: Option<String>,
+    /// A mark for the log on requests worth a look (`rollback`).
+    flag: Option<&'static str>,
+    /// Refusals are answered as SOAP faults (PlayReady clients read nothing else).
+    soap_faults: bool,
+    /// An upstream's own refusal, relayed as the answer's body instead of Clavis's rendering of the error.
+    relayed_error: Option<Vec<u8>>,
+}
+
+/// Every license answer of a tenant says which server configuration version is current; a client that said it
+/// holds an older one (`X-Clavis-Config-Version`) also gets the configuration, as base64url JSON.
+fn server_config_headers(response: &mut HttpResponse, config: &clavis_tenant::ServerConfig, held: Option<u32>) {
+    use base64::Engine;
+    let headers = response.headers_mut();
+    headers.insert(header::HeaderName::from_static(SERVER_CONFIG_VERSION_HEADER), HeaderValue::from(config.version));
+    if held.is_some_and(|held| held < config.version)
+        && let Ok(json) = serde_json::to_vec(config)
+        && let Ok(value) = HeaderValue::from_str(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+    {
+        headers.insert(header::HeaderName::from_static(SERVER_CONFIG_HEADER), value);
+    }
 }
 
 impl Story {
@@ -100,13 +132,48 @@ impl Story {
             request_id,
             error_style: ErrorStyle::Clavis,
             callback: None,
+            facts: RequestFacts::default(),
+            stream_id: None,
+            flag: None,
+            soap_faults: false,
+            relayed_error: None,
         }
+    }
+
+    pub(crate) fn answer_soap_faults(&mut self) {
+        self.soap_faults = true;
+    }
+
+    pub(crate) fn relay_error_body(&mut self, body: Vec<u8>) {
+        self.relayed_error = Some(body);
+    }
+
+    /// Read the rules' facts from the request's `X-Clavis-*` headers (a DRM handler then adds its own).
+    pub(crate) fn read_facts(&mut self, headers: &actix_web::http::header::HeaderMap) -> Result<()> {
+        self.rule = "request";
+        self.facts = RequestFacts::from_headers(headers)?;
+        Ok(())
     }
 }
 
+/// One key a license delivers.
+pub(crate) struct LicenseKey {
+    pub kid: Kid,
+    pub key: [u8; 16],
+    pub track_type: clavis_core::ids::TrackType,
+}
+
 /// Keys from the token itself: every requested KID must be one of them, and of an allowed track.
-fn external_keys(story: &mut Story, token: &VerifiedToken, kids: &[Kid]) -> Result<Vec<(Kid, [u8; 16])>> {
+fn external_keys(story: &mut Story, token: &VerifiedToken, kids: &[Kid]) -> Result<Vec<LicenseKey>> {
     story.rule = "kids";
+    if kids.is_empty() {
+        return Ok(token
+            .external_keys
+            .iter()
+            .filter(|k| token.policy.allows_track(k.track_type))
+            .map(|k| LicenseKey { kid: k.kid, key: *k.key, track_type: k.track_type })
+            .collect());
+    }
     kids.iter()
         .map(|kid| {
             let key = token.external_keys.iter().find(|k| &k.kid == kid).ok_or_else(|| {
@@ -119,7 +186,7 @@ fn external_keys(story: &mut Story, token: &VerifiedToken, kids: &[Kid]) -> Resu
                     format!("KID {kid} is a {} key; the policy allows {}", key.track_type, allowed_list(&token.policy)),
                 ));
             }
-            Ok((*kid, *key.key))
+            Ok(LicenseKey { kid: *kid, key: *key.key, track_type: key.track_type })
         })
         .collect()
 }
@@ -132,17 +199,96 @@ fn allowed_list(policy: &clavis_core::policy::Policy) -> String {
 }
 
 impl LicenseService {
+    /// The license service. `allow_private` lets callbacks and upstream license servers be reached on loopback,
+    /// private and link-local addresses (the operator's `CLAVIS_CALLBACK_ALLOW_PRIVATE_NETWORKS`).
     pub fn new(
         tokens: Arc<TokenService>,
         keys: Arc<KeyStore>,
         log: LicenseLog,
-        callbacks: Arc<crate::callback::Callbacks>,
-    ) -> LicenseService {
-        LicenseService { tokens, keys, log, fairplay_providers: crate::fairplay::Providers::default(), callbacks }
+        vault: Arc<clavis_tenant::SecretVault>,
+        directory: Arc<clavis_tenant::Directory>,
+        db: sea_orm::DatabaseConnection,
+        allow_private: bool,
+    ) -> Result<LicenseService> {
+        let outbound = Arc::new(crate::outbound::Outbound::new(allow_private)?);
+        let callbacks = Arc::new(crate::callback::Callbacks::new(vault.clone(), directory, outbound.clone()));
+        let rules = Arc::new(Rules::new(db, tokens.replay().clone()));
+        let upstreams = crate::upstream::Upstreams::new(vault, outbound);
+        Ok(LicenseService {
+            tokens,
+            keys,
+            log,
+            fairplay_providers: crate::fairplay::Providers::default(),
+            callbacks,
+            rules,
+            upstreams,
+        })
     }
 
     pub fn callbacks(&self) -> &crate::callback::Callbacks {
         &self.callbacks
+    }
+
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
+    pub fn upstreams(&self) -> &crate::upstream::Upstreams {
+        &self.upstreams
+    }
+
+    /// The rules that remember (replay, rollback, devices, streams) for a verified request, logged under the rule
+    /// that refused. Call [`LicenseService::settle`] once the license is made.
+    pub(crate) async fn admit(&self, story: &mut Story, verified: &VerifiedToken) -> Result<Admission> {
+        story.rule = "rules";
+        let subject = Subject {
+            tenant_id: verified.tenant.id,
+            user_id: verified.user_id.as_str(),
+            content_id: verified.content_id.as_str(),
+            drm: story.drm,
+            policy: &verified.policy,
+            config: &verified.tenant.settings.server_config,
+        };
+        match self.rules.admit(&subject, &story.facts, chrono::Utc::now().timestamp_millis()).await {
+            Ok(admission) => {
+                story.stream_id.clone_from(&admission.stream_id);
+                Ok(admission)
+            }
+            Err(refusal) => {
+                story.rule = refusal.rule;
+                story.flag = refusal.flag;
+                Err(refusal.error)
+            }
+        }
+    }
+
+    /// The last step of an issued license: use up a single-use token. When that refuses, a stream slot the request
+    /// took is given back (the license was not issued).
+    pub(crate) async fn settle(
+        &self,
+        story: &mut Story,
+        verified: &VerifiedToken,
+        admission: &Admission,
+    ) -> Result<()> {
+        story.rule = "replay";
+        if let Err(e) = self.tokens.consume(verified).await {
+            self.abandon(story, verified, admission).await;
+            return Err(e);
+        }
+        story.rule = "ok";
+        Ok(())
+    }
+
+    /// Give back a new stream slot of a request that failed after admission.
+    pub(crate) async fn abandon(&self, story: &mut Story, verified: &VerifiedToken, admission: &Admission) {
+        if admission.new_stream
+            && let Some(stream_id) = &admission.stream_id
+        {
+            if let Err(e) = self.rules.release_stream(verified.tenant.id, verified.user_id.as_str(), stream_id).await {
+                tracing::warn!(error = %e.detail, "could not release a stream slot");
+            }
+            story.stream_id = None;
+        }
     }
 
     pub(crate) fn keys(&self) -> &KeyStore {
@@ -323,6 +469,17 @@ impl LicenseService {
         token: &VerifiedToken,
         kids: &[Kid],
     ) -> Result<Vec<(Kid, [u8; 16])>> {
+        Ok(self.license_keys(story, token, kids).await?.into_iter().map(|k| (k.kid, k.key)).collect())
+    }
+
+    /// The keys for exactly the requested KIDs with their track types; with no KIDs named, every key of the
+    /// content the policy allows (a Widevine request may name only the content).
+    pub(crate) async fn license_keys(
+        &self,
+        story: &mut Story,
+        token: &VerifiedToken,
+        kids: &[Kid],
+    ) -> Result<Vec<LicenseKey>> {
         if !token.external_keys.is_empty() {
             return external_keys(story, token, kids);
         }
@@ -342,6 +499,22 @@ impl LicenseService {
             set = fresh;
         }
         story.rule = "kids";
+        if kids.is_empty() {
+            let allowed: Vec<LicenseKey> = set
+                .keys
+                .iter()
+                .filter(|k| token.policy.allows_track(k.track_type))
+                .map(|k| LicenseKey { kid: k.kid, key: *k.key, track_type: k.track_type })
+                .collect();
+            if allowed.is_empty() {
+                story.rule = "policy.allowed_tracks";
+                return Err(ClavisError::new(
+                    ErrorCode::TrackNotAllowed,
+                    format!("the policy allows {}, none of the content's key tracks", allowed_list(&token.policy)),
+                ));
+            }
+            return Ok(allowed);
+        }
         let mut found = Vec::with_capacity(kids.len());
         for kid in kids {
             match set.find(kid) {
@@ -356,7 +529,7 @@ impl LicenseService {
                         ),
                     ));
                 }
-                Some(key) => found.push((*kid, *key.key)),
+                Some(key) => found.push(LicenseKey { kid: *kid, key: *key.key, track_type: key.track_type }),
                 None => {
                     // Only the refusal path looks further, to say precisely why.
                     return Err(match self.keys.content_of_kid(tenant_id, kid).await? {
@@ -398,9 +571,8 @@ impl LicenseService {
             ));
         }
         let license = clearkey::encode_license(&keys, request.session_type)?;
-        story.rule = "replay";
-        self.tokens.consume(&verified).await?;
-        story.rule = "ok";
+        let admission = self.admit(story, &verified).await?;
+        self.settle(story, &verified, &admission).await?;
         Ok(license)
     }
 
@@ -450,14 +622,13 @@ impl LicenseService {
             [(_, key)] => key.to_vec(),
             _ => return Err(ClavisError::internal("hls-aes", "resolve_keys did not answer exactly one key")),
         };
-        story.rule = "replay";
-        self.tokens.consume(&verified).await?;
-        story.rule = "ok";
+        let admission = self.admit(story, &verified).await?;
+        self.settle(story, &verified, &admission).await?;
         Ok(key)
     }
 
     /// Log the outcome and build the answer (with CORS headers for the origin when it may read it).
-    pub async fn finish(&self, story: Story, result: Result<Vec<u8>>, content_type: &'static str) -> HttpResponse {
+    pub async fn finish(&self, mut story: Story, result: Result<Vec<u8>>, content_type: &'static str) -> HttpResponse {
         let latency = story.started.elapsed();
         let origin_allowed =
             story.tenant.as_ref().is_none_or(|tenant| tenant.settings.origin_allowed(story.origin.as_deref()));
@@ -467,6 +638,15 @@ impl LicenseService {
                     .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type)))
                     .body(body);
                 (response, Outcome::Issued, None)
+            }
+            Err(err) if story.soap_faults => {
+                let body =
+                    story.relayed_error.take().unwrap_or_else(|| crate::playready::soap_fault(&err).into_bytes());
+                let response = HttpResponse::build(err.code.status())
+                    .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(crate::playready::CONTENT_TYPE)))
+                    .insert_header((clavis_core::error::ERROR_HEADER, err.code.code_str()))
+                    .body(body);
+                (response, Outcome::Denied, Some(err))
             }
             Err(err) => {
                 let response = match story.error_style {
@@ -481,6 +661,14 @@ impl LicenseService {
             }
         };
         cors::apply(&mut response, story.origin.as_deref(), origin_allowed);
+        if let Some(tenant) = &story.tenant {
+            server_config_headers(&mut response, &tenant.settings.server_config, story.facts.config_version);
+        }
+        if outcome == Outcome::Issued
+            && let Some(stream_id) = story.stream_id.as_deref().and_then(|id| HeaderValue::from_str(id).ok())
+        {
+            response.headers_mut().insert(header::HeaderName::from_static(crate::rules::SESSION_HEADER), stream_id);
+        }
 
         let code = error.as_ref().map(|e| e.code);
         license_counter(story.drm, code).increment(1);
@@ -506,6 +694,8 @@ impl LicenseService {
                     client_ip: story.client_ip,
                     origin: story.origin,
                     request_id: story.request_id,
+                    device_id: story.facts.device_id,
+                    flag: story.flag,
                 })
                 .await;
         }

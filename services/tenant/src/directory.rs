@@ -150,6 +150,7 @@ impl Directory {
             allowed_origins: Set(serde_json::to_string(&settings.allowed_origins)?),
             clock_skew_seconds: Set(to_i32(settings.clock_skew_seconds)),
             token_ttl_seconds: Set(to_i32(settings.token_ttl_seconds)),
+            server_config: Set(Some(serde_json::to_string(&settings.server_config)?)),
             created_at: Set(now),
         }
         .insert(&txn)
@@ -377,6 +378,10 @@ impl Directory {
             .col_expr(
                 tenants::Column::TokenTtlSeconds,
                 sea_orm::sea_query::Expr::value(to_i32(settings.token_ttl_seconds)),
+            )
+            .col_expr(
+                tenants::Column::ServerConfig,
+                sea_orm::sea_query::Expr::value(serde_json::to_string(&settings.server_config)?),
             )
             .filter(tenants::Column::Id.eq(tenant_id.0))
             .exec(&self.platform.db)

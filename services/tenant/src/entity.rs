@@ -19,6 +19,9 @@ pub(crate) mod tenants {
         pub allowed_origins: String,
         pub clock_skew_seconds: i32,
         pub token_ttl_seconds: i32,
+        /// Server configuration data as JSON; NULL for tenants made before it existed (they get the defaults).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub server_config: Option<String>,
         pub created_at: DateTimeUtc,
     }
 

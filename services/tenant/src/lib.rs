@@ -20,7 +20,7 @@ use actix_web::web;
 pub use accounts::{Accounts, LinkPurpose, Member, SessionInfo, SignIn};
 pub use auth::TenantAuth;
 pub use directory::{ApiKeyIdentity, ApiKeyInfo, CreatedTenant, Directory, NewTenant};
-pub use model::{Email, Role, SettingsPatch, Tenant, TenantSettings, TenantStatus};
+pub use model::{Email, Role, ServerConfig, ServerConfigPatch, SettingsPatch, Tenant, TenantSettings, TenantStatus};
 pub use secrets::{Secret, SecretKind, SecretVault};
 pub use staff::{AuditAction, AuditEntry, Staff, StaffMember, TenantSummary};
 
@@ -32,7 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(api::get_tenant, api::patch_settings, api::audit_log),
-    components(schemas(api::TenantView, api::AuditEntryView, model::TenantSettings, model::SettingsPatch, model::TenantStatus)),
+    components(schemas(api::TenantView, api::AuditEntryView, model::TenantSettings, model::SettingsPatch, model::TenantStatus, model::ServerConfig, model::ServerConfigPatch)),
     tags((name = "tenant", description = "The tenant account, its settings and what platform support staff did with it"))
 )]
 struct ApiDoc;

@@ -55,6 +55,11 @@ impl Tenant {
             serde_json::from_str(&row.default_policy).map_err(|e| ClavisError::internal("stored default policy", e))?;
         let allowed_origins: Vec<String> =
             serde_json::from_str(&row.allowed_origins).map_err(|e| ClavisError::internal("stored origins", e))?;
+        // Tenants made before server configuration data existed have none stored: they run on the defaults.
+        let server_config: ServerConfig = match row.server_config.as_deref() {
+            None | Some("") => ServerConfig::default(),
+            Some(text) => serde_json::from_str(text).map_err(|e| ClavisError::internal("stored server config", e))?,
+        };
         Ok(Tenant {
             id: TenantId(row.id),
             name: row.name,
@@ -65,6 +70,7 @@ impl Tenant {
                 allowed_origins,
                 clock_skew_seconds: u32::try_from(row.clock_skew_seconds).unwrap_or(0),
                 token_ttl_seconds: u32::try_from(row.token_ttl_seconds).unwrap_or(DEFAULT_TOKEN_TTL_SECONDS),
+                server_config,
             },
         })
     }
@@ -86,6 +92,104 @@ pub struct TenantSettings {
     pub clock_skew_seconds: u32,
     /// Lifetime of tokens minted by the token API unless the request asks for less.
     pub token_ttl_seconds: u32,
+    /// Server configuration data for clients and for the license rules (versioned; see [`ServerConfig`]).
+    pub server_config: ServerConfig,
+}
+
+/// Server configuration data (seed document 000): settings the license service sends to clients and applies
+/// itself. Every change makes a new `version`; a license request that says which version its client holds
+/// (`X-Clavis-Config-Version`) gets the current one back when its copy is older.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Starts at 1; Clavis bumps it on every change (a value sent by the tenant is ignored).
+    #[serde(default = "first_version")]
+    pub version: u32,
+    /// How far a client's clock may be set back before the client must stop using stored licenses (the client
+    /// enforces it: a clock wound back past this means someone tries to stretch a license).
+    #[serde(default = "default_windback")]
+    pub clock_windback_tolerance_seconds: u32,
+    /// License requests carry a timestamp (Widevine `request_time`, PlayReady `ClientTime`, ClearKey
+    /// `X-Clavis-Message-Time`): one further than this from the server clock is refused, and each message id is
+    /// remembered this long so it is used once.
+    #[serde(default = "default_message_tolerance")]
+    pub message_time_tolerance_seconds: u32,
+    /// Refuse license requests whose client state counter (`X-Clavis-Client-State`) went backwards.
+    #[serde(default = "default_true")]
+    pub rollback_detection: bool,
+}
+
+pub const DEFAULT_CLOCK_WINDBACK_SECONDS: u32 = 300;
+pub const DEFAULT_MESSAGE_TOLERANCE_SECONDS: u32 = 600;
+pub const MAX_SERVER_CONFIG_SECONDS: u32 = 7 * 24 * 3600;
+
+fn first_version() -> u32 {
+    1
+}
+fn default_windback() -> u32 {
+    DEFAULT_CLOCK_WINDBACK_SECONDS
+}
+fn default_message_tolerance() -> u32 {
+    DEFAULT_MESSAGE_TOLERANCE_SECONDS
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            version: 1,
+            clock_windback_tolerance_seconds: DEFAULT_CLOCK_WINDBACK_SECONDS,
+            message_time_tolerance_seconds: DEFAULT_MESSAGE_TOLERANCE_SECONDS,
+            rollback_detection: true,
+        }
+    }
+}
+
+/// A change to the server configuration; absent fields stay as they are.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfigPatch {
+    pub clock_windback_tolerance_seconds: Option<u32>,
+    pub message_time_tolerance_seconds: Option<u32>,
+    pub rollback_detection: Option<bool>,
+}
+
+impl ServerConfigPatch {
+    /// The next configuration: a new version when anything changed, the same one otherwise.
+    pub fn apply(&self, current: &ServerConfig) -> Result<ServerConfig> {
+        let bounded = |field: &'static str, value: Option<u32>, current: u32, min: u32| -> Result<u32> {
+            match value {
+                None => Ok(current),
+                Some(v) if (min..=MAX_SERVER_CONFIG_SECONDS).contains(&v) => Ok(v),
+                Some(_) => Err(ClavisError::invalid(
+                    format!("server_config.{field}"),
+                    format!("must be {min} to {MAX_SERVER_CONFIG_SECONDS} seconds"),
+                )),
+            }
+        };
+        let mut next = ServerConfig {
+            version: current.version,
+            clock_windback_tolerance_seconds: bounded(
+                "clock_windback_tolerance_seconds",
+                self.clock_windback_tolerance_seconds,
+                current.clock_windback_tolerance_seconds,
+                0,
+            )?,
+            message_time_tolerance_seconds: bounded(
+                "message_time_tolerance_seconds",
+                self.message_time_tolerance_seconds,
+                current.message_time_tolerance_seconds,
+                1,
+            )?,
+            rollback_detection: self.rollback_detection.unwrap_or(current.rollback_detection),
+        };
+        if next != *current {
+            next.version = current.version.saturating_add(1);
+        }
+        Ok(next)
+    }
 }
 
 impl Default for TenantSettings {
@@ -95,6 +199,7 @@ impl Default for TenantSettings {
             allowed_origins: Vec::new(),
             clock_skew_seconds: DEFAULT_CLOCK_SKEW_SECONDS,
             token_ttl_seconds: DEFAULT_TOKEN_TTL_SECONDS,
+            server_config: ServerConfig::default(),
         }
     }
 }
@@ -120,6 +225,9 @@ pub struct SettingsPatch {
     pub allowed_origins: Option<Vec<String>>,
     pub clock_skew_seconds: Option<u32>,
     pub token_ttl_seconds: Option<u32>,
+    /// Server configuration data sent to clients; a change bumps its version.
+    #[serde(default)]
+    pub server_config: Option<ServerConfigPatch>,
 }
 
 impl SettingsPatch {
@@ -148,6 +256,9 @@ impl SettingsPatch {
                 return Err(ClavisError::invalid("token_ttl_seconds", format!("must be 1 to {MAX_TOKEN_TTL_SECONDS}")));
             }
             next.token_ttl_seconds = ttl;
+        }
+        if let Some(config) = &self.server_config {
+            next.server_config = config.apply(&current.server_config)?;
         }
         Ok(next)
     }

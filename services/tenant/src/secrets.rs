@@ -42,6 +42,10 @@ pub enum SecretKind {
     Callback,
     /// The Ed25519 key that signs device license bundles and revocation lists (PKCS#8 DER).
     DeviceLicenseSigner,
+    /// The upstream Widevine license service (URL, provider as metadata) and its request signing key (JSON).
+    WidevineProxy,
+    /// The upstream PlayReady license server (URL as metadata) and an optional Authorization value (JSON).
+    PlayreadyProxy,
 }
 
 impl SecretKind {
@@ -55,6 +59,8 @@ impl SecretKind {
             SecretKind::WidevineSigner => "widevine_signer",
             SecretKind::Callback => "callback",
             SecretKind::DeviceLicenseSigner => "device_license_signer",
+            SecretKind::WidevineProxy => "widevine_proxy",
+            SecretKind::PlayreadyProxy => "playready_proxy",
         }
     }
 }

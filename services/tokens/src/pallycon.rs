@@ -375,3 +375,18 @@ pub async fn delete_pallycon(
     }
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// The DRM a PallyCon token names, for PallyCon's license URL (`/ri/licenseManager.do`), which serves every DRM:
+/// only when the token says (its default, PlayReady, is not assumed: the request body tells then), and only for the
+/// DRMs Clavis serves.
+pub fn drm_type_of(raw: &str) -> Option<clavis_core::ids::Drm> {
+    use crate::foreign::pallycon::{PallyconDrmType, PallyconToken};
+    use clavis_core::ids::Drm;
+    let token = PallyconToken::parse(raw).ok().filter(|t| t.drm_type_present)?;
+    match token.drm_type {
+        PallyconDrmType::Widevine => Some(Drm::Widevine),
+        PallyconDrmType::PlayReady => Some(Drm::PlayReady),
+        PallyconDrmType::FairPlay => Some(Drm::FairPlay),
+        PallyconDrmType::Ncg | PallyconDrmType::Wiseplay => None,
+    }
+}

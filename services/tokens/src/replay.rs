@@ -38,9 +38,21 @@ impl ReplayGuard {
                 format!("a single-use token needs a `jti` of 1 to {MAX_JTI_LEN} characters"),
             ));
         }
+        if !self.claim_once(tenant_id, &format!("{format}:{jti}"), keep_until_ms).await? {
+            return Err(ClavisError::new(
+                ErrorCode::TokenReplayed,
+                format!("the single-use token {jti:?} was already used"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Record `id` for the tenant once, until `keep_until_ms`: true the first time, false when it was there already.
+    /// Single-use tokens (`format:jti`) and license request messages (`msg:<drm>:<digest>`) share the ledger.
+    pub async fn claim_once(&self, tenant_id: TenantId, id: &str, keep_until_ms: i64) -> Result<bool> {
         let inserted = used_tokens::Entity::insert(used_tokens::ActiveModel {
             tenant_id: Set(tenant_id.0),
-            token_id: Set(format!("{format}:{jti}")),
+            token_id: Set(id.to_owned()),
             expires_at_ms: Set(keep_until_ms),
         })
         .on_conflict(
@@ -48,13 +60,7 @@ impl ReplayGuard {
         )
         .exec_without_returning(&self.db)
         .await?;
-        if inserted == 0 {
-            return Err(ClavisError::new(
-                ErrorCode::TokenReplayed,
-                format!("the single-use token {jti:?} was already used"),
-            ));
-        }
-        Ok(())
+        Ok(inserted > 0)
     }
 
     /// Whether `format:jti` of the tenant was already used (for the token inspector; the license path claims).

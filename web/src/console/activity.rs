@@ -188,6 +188,8 @@ struct LogSearch {
     user: String,
     #[serde(default)]
     content: String,
+    #[serde(default)]
+    device: String,
     /// `issued`, `denied` or empty for both.
     #[serde(default)]
     outcome: String,
@@ -239,6 +241,8 @@ impl LogSearch {
             outcome,
             content_id: optional(&self.content),
             user_id: optional(&self.user),
+            device_id: optional(&self.device),
+            flagged: false,
             since_ms: parse_time("from", &self.from)?,
             until_ms: parse_time("to", &self.to)?,
             before,
@@ -249,9 +253,10 @@ impl LogSearch {
     fn query_string(&self) -> String {
         let enc = |v: &str| percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string();
         format!(
-            "user={}&content={}&outcome={}&from={}&to={}",
+            "user={}&content={}&device={}&outcome={}&from={}&to={}",
             enc(&self.user),
             enc(&self.content),
+            enc(&self.device),
             enc(&self.outcome),
             enc(&self.from),
             enc(&self.to)

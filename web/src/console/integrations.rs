@@ -223,6 +223,7 @@ async fn save_settings(
             ),
             clock_skew_seconds: Some(seconds("clock_skew_seconds", &form.clock_skew_seconds)?),
             token_ttl_seconds: Some(seconds("token_ttl_seconds", &form.token_ttl_seconds)?),
+            server_config: None,
         };
         let tenant = console(&data).directory.get(session.tenant.id).await?;
         let next = patch.apply(&tenant.settings)?;

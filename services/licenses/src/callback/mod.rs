@@ -6,8 +6,6 @@
 //! signed with HMAC-SHA256 over `timestamp + "." + body`; the backend answers the decision, echoing the nonce and
 //! signed the same way. The answer's policy narrows the tenant's and the content's, never widens them.
 
-pub mod outbound;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +21,19 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use zeroize::Zeroizing;
 
+use crate::outbound::{Outbound, Peer, ReceivedAnswer, SentRequest};
 use crate::service::LicenseService;
-use outbound::{Outbound, ReceivedAnswer, SentRequest};
+
+/// The tenant's backend, as the outbound client names it and answers its failures.
+pub const PEER: Peer = Peer {
+    name: "callback backend",
+    settings_invalid: ErrorCode::CallbackSettingsInvalid,
+    target_forbidden: ErrorCode::CallbackTargetForbidden,
+    address_forbidden: ErrorCode::CallbackAddressForbidden,
+    unreachable: ErrorCode::CallbackUnreachable,
+    timeout: ErrorCode::CallbackTimeout,
+    answer_malformed: ErrorCode::CallbackAnswerMalformed,
+};
 
 /// The header (lower case) a player sends the callback value in; the query parameter is `callback`.
 pub const HEADER: &str = "x-clavis-callback";
@@ -269,12 +278,12 @@ pub fn rule_of(code: ErrorCode) -> &'static str {
 pub struct Callbacks {
     vault: Arc<SecretVault>,
     directory: Arc<Directory>,
-    outbound: Outbound,
+    outbound: Arc<Outbound>,
 }
 
 impl Callbacks {
-    pub fn new(vault: Arc<SecretVault>, directory: Arc<Directory>, allow_private: bool) -> Result<Callbacks> {
-        Ok(Callbacks { vault, directory, outbound: Outbound::new(allow_private)? })
+    pub fn new(vault: Arc<SecretVault>, directory: Arc<Directory>, outbound: Arc<Outbound>) -> Callbacks {
+        Callbacks { vault, directory, outbound }
     }
 
     pub(crate) fn directory(&self) -> &Directory {
@@ -296,7 +305,7 @@ impl Callbacks {
     }
 
     pub async fn put(&self, tenant: &Tenant, body: CallbackSettingsBody) -> Result<CallbackSettingsView> {
-        let url = self.outbound.check_url(body.url.trim())?;
+        let url = self.outbound.check_url(&PEER, "url", body.url.trim())?;
         let timeout_ms = body.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
             return Err(ClavisError::field(
@@ -371,8 +380,12 @@ impl Callbacks {
     ) -> Result<Grant> {
         let body = serde_json::to_vec(facts).map_err(|e| ClavisError::internal("callback facts", e))?;
         let signature = sign(&settings.secret, facts.timestamp, &body);
-        let headers = [(TIMESTAMP_HEADER, facts.timestamp.to_string()), (SIGNATURE_HEADER, signature)];
-        let answer = self.outbound.post(&settings.url, &headers, body, settings.timeout, sent).await?;
+        let headers = [
+            ("content-type", "application/json".to_owned()),
+            (TIMESTAMP_HEADER, facts.timestamp.to_string()),
+            (SIGNATURE_HEADER, signature),
+        ];
+        let answer = self.outbound.post(&PEER, &settings.url, &headers, body, settings.timeout, sent).await?;
         let decision = decide(&settings.secret, &facts.nonce, &answer);
         *received = Some(answer);
         decision

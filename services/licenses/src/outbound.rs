@@ -1,4 +1,5 @@
-//! The outbound HTTP client of callback mode: one signed POST to a tenant-chosen URL, with the SSRF rules.
+//! The outbound HTTP client for tenant-chosen URLs (callback backends, upstream Widevine and PlayReady license
+//! servers): one POST, with the SSRF rules.
 //!
 //! The URL is the tenant's choice, so it must not become a way into the operator's network: the host is resolved
 //! here, every resolved address is checked, and the connection goes to a checked address (never re-resolved, so a
@@ -17,8 +18,32 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use url::{Host, Url};
 
-/// The largest answer read from a tenant's backend.
-pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The largest answer read from a peer (a license with many keys stays far below this).
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// Who a request goes to: its name in messages and the catalog codes its failures are answered with, so a
+/// callback's failure and an upstream license server's failure each carry their own code.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    /// As messages name it: "callback", "Widevine license service".
+    pub name: &'static str,
+    /// A URL refused at settings time (scheme, credentials, fragment, no host).
+    pub settings_invalid: ErrorCode,
+    /// A URL whose literal host is a forbidden address, at settings time.
+    pub target_forbidden: ErrorCode,
+    /// A host that resolves to a forbidden address, at request time.
+    pub address_forbidden: ErrorCode,
+    pub unreachable: ErrorCode,
+    pub timeout: ErrorCode,
+    /// The answer could not be read (too large, cut off).
+    pub answer_malformed: ErrorCode,
+}
+
+impl Peer {
+    fn unreachable(&self, detail: impl Into<std::borrow::Cow<'static, str>>) -> ClavisError {
+        ClavisError::new(self.unreachable, detail)
+    }
+}
 
 /// True for addresses a callback must not reach unless the operator allows private networks: loopback, private
 /// (RFC 1918, fc00::/7), link-local (169.254/16 with the cloud metadata address, fe80::/10), CGNAT (100.64/10,
@@ -93,14 +118,17 @@ impl ReceivedAnswer {
 
 /// The resolved addresses, when every one is allowed. One forbidden address refuses the name: a DNS answer mixing
 /// public and private addresses is how a rebinding attack looks.
-fn checked(addrs: Vec<SocketAddr>, allow_private: bool) -> Result<Vec<SocketAddr>> {
+fn checked(peer: &Peer, addrs: Vec<SocketAddr>, allow_private: bool) -> Result<Vec<SocketAddr>> {
     if addrs.is_empty() {
-        return Err(unreachable("the callback host resolves to no address"));
+        return Err(peer.unreachable(format!("the {} host resolves to no address", peer.name)));
     }
     if !allow_private && addrs.iter().any(|a| is_forbidden(a.ip())) {
         return Err(ClavisError::new(
-            ErrorCode::CallbackAddressForbidden,
-            "the callback host resolves to a loopback, private, link-local, CGNAT, multicast or metadata address",
+            peer.address_forbidden,
+            format!(
+                "the {} host resolves to a loopback, private, link-local, CGNAT, multicast or metadata address",
+                peer.name
+            ),
         ));
     }
     Ok(addrs)
@@ -123,16 +151,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn unreachable(detail: impl Into<std::borrow::Cow<'static, str>>) -> ClavisError {
-    ClavisError::new(ErrorCode::CallbackUnreachable, detail)
-}
-
 impl Outbound {
     pub fn new(allow_private: bool) -> Result<Outbound> {
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .map_err(|e| ClavisError::internal("callback tls", e))?
+            .map_err(|e| ClavisError::internal("outbound tls", e))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Outbound { allow_private, tls: tokio_rustls::TlsConnector::from(Arc::new(config)) })
@@ -143,8 +167,8 @@ impl Outbound {
     }
 
     /// Refuse a URL at settings time: its scheme, credentials, and a host that is a forbidden literal address.
-    pub fn check_url(&self, raw: &str) -> Result<Url> {
-        let invalid = |detail: &'static str| ClavisError::field(ErrorCode::CallbackSettingsInvalid, "url", detail);
+    pub fn check_url(&self, peer: &Peer, field: &'static str, raw: &str) -> Result<Url> {
+        let invalid = |detail: &'static str| ClavisError::field(peer.settings_invalid, field, detail);
         let url = Url::parse(raw).map_err(|_| invalid("must be an absolute https URL"))?;
         match url.scheme() {
             "https" => {}
@@ -152,7 +176,7 @@ impl Outbound {
             _ => return Err(invalid("must be an https URL")),
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid("must not carry credentials; the shared secret signs every request"));
+            return Err(invalid("must not carry credentials in the URL"));
         }
         if url.fragment().is_some() {
             return Err(invalid("must not carry a fragment"));
@@ -169,8 +193,8 @@ impl Outbound {
             && is_forbidden(ip)
         {
             return Err(ClavisError::field(
-                ErrorCode::CallbackTargetForbidden,
-                "url",
+                peer.target_forbidden,
+                field,
                 format!("{ip} is a loopback, private, link-local, CGNAT, multicast or metadata address"),
             ));
         }
@@ -178,23 +202,25 @@ impl Outbound {
     }
 
     /// The addresses to connect to: the literal address, or what DNS answered, all of which must be allowed.
-    async fn addresses(&self, url: &Url) -> Result<Vec<SocketAddr>> {
-        let port = url.port_or_known_default().ok_or_else(|| unreachable("the callback URL has no port"))?;
+    async fn addresses(&self, peer: &Peer, url: &Url) -> Result<Vec<SocketAddr>> {
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| peer.unreachable(format!("the {} URL has no port", peer.name)))?;
         let addrs: Vec<SocketAddr> = match url.host() {
             Some(Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
             Some(Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
             Some(Host::Domain(name)) => tokio::net::lookup_host((name, port))
                 .await
-                .map_err(|_| unreachable(format!("the callback host {name:?} does not resolve")))?
+                .map_err(|_| peer.unreachable(format!("the {} host {name:?} does not resolve", peer.name)))?
                 .collect(),
-            None => return Err(unreachable("the callback URL names no host")),
+            None => return Err(peer.unreachable(format!("the {} URL names no host", peer.name))),
         };
-        checked(addrs, self.allow_private)
+        checked(peer, addrs, self.allow_private)
     }
 
-    async fn connect(&self, url: &Url) -> Result<Box<dyn Stream>> {
+    async fn connect(&self, peer: &Peer, url: &Url) -> Result<Box<dyn Stream>> {
         let mut last_error = None;
-        for addr in self.addresses(url).await? {
+        for addr in self.addresses(peer, url).await? {
             match tokio::net::TcpStream::connect(addr).await {
                 Ok(tcp) => {
                     tcp.set_nodelay(true).ok();
@@ -203,27 +229,28 @@ impl Outbound {
                     }
                     let name = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
                     let server_name = rustls::pki_types::ServerName::try_from(name.to_owned())
-                        .map_err(|_| unreachable("the callback host is not a valid TLS server name"))?;
-                    let tls = self
-                        .tls
-                        .connect(server_name, tcp)
-                        .await
-                        .map_err(|e| unreachable(format!("TLS handshake with the callback host failed: {e}")))?;
+                        .map_err(|_| peer.unreachable(format!("the {} host is not a TLS server name", peer.name)))?;
+                    let tls =
+                        self.tls.connect(server_name, tcp).await.map_err(|e| {
+                            peer.unreachable(format!("TLS handshake with the {} failed: {e}", peer.name))
+                        })?;
                     return Ok(Box::new(tls));
                 }
                 Err(e) => last_error = Some(e),
             }
         }
-        Err(unreachable(format!(
-            "could not connect to the callback host: {}",
+        Err(peer.unreachable(format!(
+            "could not connect to the {}: {}",
+            peer.name,
             last_error.map_or_else(|| "no address".to_owned(), |e| e.to_string())
         )))
     }
 
-    /// POST `body` with `headers` to `url` within `budget`. The exchange is recorded as sent even when it fails
-    /// (`sent` is filled before the first byte leaves).
+    /// POST `body` with `headers` (the content type among them) to `url` within `budget`. The exchange is recorded
+    /// as sent even when it fails (`sent` is filled before the first byte leaves).
     pub async fn post(
         &self,
+        peer: &Peer,
         url: &Url,
         headers: &[(&'static str, String)],
         body: Vec<u8>,
@@ -241,9 +268,8 @@ impl Outbound {
         };
         let mut all_headers: Vec<(String, String)> = vec![
             ("host".into(), host),
-            ("content-type".into(), "application/json".into()),
             ("content-length".into(), body.len().to_string()),
-            ("user-agent".into(), concat!("Clavis-Callback/", env!("CARGO_PKG_VERSION")).into()),
+            ("user-agent".into(), concat!("Clavis/", env!("CARGO_PKG_VERSION")).into()),
         ];
         all_headers.extend(headers.iter().map(|(n, v)| ((*n).to_owned(), v.clone())));
         *sent = Some(SentRequest {
@@ -257,27 +283,27 @@ impl Outbound {
             request = request.header(name.as_str(), value.as_str());
         }
         let request =
-            request.body(Full::new(Bytes::from(body))).map_err(|e| ClavisError::internal("callback request", e))?;
+            request.body(Full::new(Bytes::from(body))).map_err(|e| ClavisError::internal("outbound request", e))?;
         let exchange = async {
-            let stream = self.connect(url).await?;
+            let stream = self.connect(peer, url).await?;
             let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
-                .map_err(|e| unreachable(format!("HTTP handshake with the callback host failed: {e}")))?;
+                .map_err(|e| peer.unreachable(format!("HTTP handshake with the {} failed: {e}", peer.name)))?;
             let _connection = AbortOnDrop(tokio::spawn(async move {
                 connection.await.ok();
             }));
             let response = sender
                 .send_request(request)
                 .await
-                .map_err(|e| unreachable(format!("the callback host closed the exchange: {e}")))?;
+                .map_err(|e| peer.unreachable(format!("the {} closed the exchange: {e}", peer.name)))?;
             let (parts, body) = response.into_parts();
             let raw_body = Limited::new(body, MAX_ANSWER_BYTES)
                 .collect()
                 .await
                 .map_err(|e| {
                     ClavisError::new(
-                        ErrorCode::CallbackAnswerMalformed,
-                        format!("reading the answer failed (at most {MAX_ANSWER_BYTES} bytes): {e}"),
+                        peer.answer_malformed,
+                        format!("reading the {}'s answer failed (at most {MAX_ANSWER_BYTES} bytes): {e}", peer.name),
                     )
                 })?
                 .to_bytes()
@@ -295,8 +321,8 @@ impl Outbound {
         };
         tokio::time::timeout(budget, exchange).await.unwrap_or_else(|_| {
             Err(ClavisError::new(
-                ErrorCode::CallbackTimeout,
-                format!("the callback backend did not answer within {} ms", budget.as_millis()),
+                peer.timeout,
+                format!("the {} did not answer within {} ms", peer.name, budget.as_millis()),
             ))
         })
     }
@@ -336,36 +362,51 @@ mod tests {
         }
     }
 
+    const TEST_PEER: Peer = crate::callback::PEER;
+
     #[test]
     fn resolved_addresses_are_checked() {
         let addr = |s: &str| SocketAddr::new(s.parse().unwrap(), 443);
         for bad in ["127.0.0.1", "10.0.0.7", "169.254.169.254", "fd00:ec2::254"] {
-            let err = checked(vec![addr("93.184.215.14"), addr(bad)], false).unwrap_err();
+            let err = checked(&TEST_PEER, vec![addr("93.184.215.14"), addr(bad)], false).unwrap_err();
             assert_eq!(err.code, ErrorCode::CallbackAddressForbidden, "{bad}");
-            assert!(checked(vec![addr(bad)], true).is_ok());
+            assert!(checked(&TEST_PEER, vec![addr(bad)], true).is_ok());
         }
-        assert!(checked(vec![addr("93.184.215.14")], false).is_ok());
-        assert_eq!(checked(vec![], true).unwrap_err().code, ErrorCode::CallbackUnreachable);
+        assert!(checked(&TEST_PEER, vec![addr("93.184.215.14")], false).is_ok());
+        assert_eq!(checked(&TEST_PEER, vec![], true).unwrap_err().code, ErrorCode::CallbackUnreachable);
     }
 
     #[tokio::test]
     async fn names_resolving_to_loopback_are_refused_at_request_time() {
         let strict = Outbound::new(false).unwrap();
-        let url = strict.check_url("https://localhost:9/cb").unwrap();
+        let url = strict.check_url(&TEST_PEER, "url", "https://localhost:9/cb").unwrap();
         let mut sent = None;
-        let err = strict.post(&url, &[], b"{}".to_vec(), Duration::from_secs(1), &mut sent).await.unwrap_err();
+        let err =
+            strict.post(&TEST_PEER, &url, &[], b"{}".to_vec(), Duration::from_secs(1), &mut sent).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::CallbackAddressForbidden);
     }
 
     #[test]
     fn settings_time_url_checks() {
         let strict = Outbound::new(false).unwrap();
-        assert_eq!(strict.check_url("https://10.0.0.5/cb").unwrap_err().code, ErrorCode::CallbackTargetForbidden);
-        assert_eq!(strict.check_url("https://[::1]/cb").unwrap_err().code, ErrorCode::CallbackTargetForbidden);
-        assert_eq!(strict.check_url("http://example.com/cb").unwrap_err().code, ErrorCode::CallbackSettingsInvalid);
-        assert_eq!(strict.check_url("https://u:p@example.com/").unwrap_err().code, ErrorCode::CallbackSettingsInvalid);
-        assert!(strict.check_url("https://backend.example.com/clavis").is_ok());
+        assert_eq!(
+            strict.check_url(&TEST_PEER, "url", "https://10.0.0.5/cb").unwrap_err().code,
+            ErrorCode::CallbackTargetForbidden
+        );
+        assert_eq!(
+            strict.check_url(&TEST_PEER, "url", "https://[::1]/cb").unwrap_err().code,
+            ErrorCode::CallbackTargetForbidden
+        );
+        assert_eq!(
+            strict.check_url(&TEST_PEER, "url", "http://example.com/cb").unwrap_err().code,
+            ErrorCode::CallbackSettingsInvalid
+        );
+        assert_eq!(
+            strict.check_url(&TEST_PEER, "url", "https://u:p@example.com/").unwrap_err().code,
+            ErrorCode::CallbackSettingsInvalid
+        );
+        assert!(strict.check_url(&TEST_PEER, "url", "https://backend.example.com/clavis").is_ok());
         let open = Outbound::new(true).unwrap();
-        assert!(open.check_url("http://127.0.0.1:9000/cb").is_ok());
+        assert!(open.check_url(&TEST_PEER, "url", "http://127.0.0.1:9000/cb").is_ok());
     }
 }
