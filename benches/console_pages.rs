@@ -175,6 +175,7 @@ async fn main() {
         "/console/logs?outcome=denied".to_owned(),
         "/console/logs?user=user-7".to_owned(),
         "/console/logs?content=bench&from=2000-01-01T00:00".to_owned(),
+        "/console/logs?device=device-7".to_owned(),
         format!("/console/logs/{some_row}"),
         "/console/errors".to_owned(),
         "/console/contents".to_owned(),
@@ -186,6 +187,10 @@ async fn main() {
         "/console/team".to_owned(),
         "/console/sessions".to_owned(),
         "/console/tokens/inspect".to_owned(),
+        "/console/devices".to_owned(),
+        "/console/devices?user_id=user-7".to_owned(),
+        "/console/drm".to_owned(),
+        "/console/audit".to_owned(),
     ];
     println!("{:<52} {:>9} {:>9} {:>11}", "page", "p50 ms", "p99 ms", "p99/healthz");
     let mut baseline = None;

@@ -52,7 +52,9 @@ enum Tenants {
 #[derive(DeriveIden)]
 enum LicenseLog {
     Table,
+    TenantId,
     DeviceId,
+    AtMs,
     Flag,
 }
 
@@ -130,10 +132,23 @@ impl MigrationTrait for Migration {
         manager
             .alter_table(Table::alter().table(LicenseLog::Table).add_column(string_null(LicenseLog::Flag)).to_owned())
             .await?;
+        // The log search by device (console and API), newest first, stays an index range scan with 100k rows.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_license_log_device")
+                    .table(LicenseLog::Table)
+                    .col(LicenseLog::TenantId)
+                    .col(LicenseLog::DeviceId)
+                    .col(LicenseLog::AtMs)
+                    .to_owned(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_index(Index::drop().name("idx_license_log_device").table(LicenseLog::Table).to_owned()).await?;
         manager.alter_table(Table::alter().table(LicenseLog::Table).drop_column(LicenseLog::Flag).to_owned()).await?;
         manager
             .alter_table(Table::alter().table(LicenseLog::Table).drop_column(LicenseLog::DeviceId).to_owned())

@@ -925,3 +925,163 @@ async fn the_dashboard_and_the_log_search_show_this_tenants_requests_and_each_on
     assert_eq!(page_two.body.matches("<tr id=\"log-").count(), 2, "{next}");
     assert!(!page_two.body.contains("id=\"next-page\""));
 }
+
+/// The multipart form of the signer upload.
+fn signer_form(csrf: &str, fields: &[(&str, &str)], pem: Option<Vec<u8>>) -> reqwest::multipart::Form {
+    let mut form = reqwest::multipart::Form::new().text("csrf", csrf.to_owned());
+    for (name, value) in fields {
+        form = form.text(name.to_string(), value.to_string());
+    }
+    if let Some(pem) = pem {
+        form = form.part("rsa_public_key", reqwest::multipart::Part::bytes(pem).file_name("signer.pem"));
+    }
+    form
+}
+
+#[tokio::test]
+async fn the_drm_page_sets_signers_the_key_seed_and_both_upstreams_without_showing_secrets() {
+    let app = TestApp::spawn().await;
+    let (email, tenant) = console_tenant(&app, "DRM Films").await;
+    let mut owner = signed_in(&app, &email).await;
+    let page = owner.get("/console/drm").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for empty in ["no-signers", "no-widevine", "no-seed", "no-playready"] {
+        assert!(page.body.contains(&format!("id=\"{empty}\"")), "{empty}");
+    }
+    let csrf = crate::console::csrf_of(&page.body);
+
+    // An AES signer (the public widevine_test key), then an RSA one from a .pem file.
+    let vector = crate::kit::read_vector_json("widevine/aes_signature_vector.json");
+    let (key, iv) = (vector["aes_key_hex"].as_str().unwrap(), vector["aes_iv_hex"].as_str().unwrap());
+    let saved = owner
+        .post_multipart(
+            "/console/drm",
+            signer_form(&csrf, &[("name", "packager"), ("aes_key", key), ("aes_iv", iv)], None),
+        )
+        .await;
+    assert_eq!(saved.status, 404, "the form posts to /console/drm/signers");
+    let saved = owner
+        .post_multipart(
+            "/console/drm/signers",
+            signer_form(&csrf, &[("name", "packager"), ("aes_key", key), ("aes_iv", iv)], None),
+        )
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    assert!(
+        saved.body.contains("Signer packager saved") && saved.body.contains("an AES-256 key and IV"),
+        "{}",
+        saved.body
+    );
+    assert!(!saved.body.contains(key) && !saved.body.contains(iv), "the key is never shown");
+    let private =
+        crate::kit::vectors_dir().join("widevine/shaka-packager-3.4.2-capture/rsa_test_key_GENERATED_BY_US.pem");
+    let public =
+        std::process::Command::new("openssl").args(["rsa", "-pubout", "-in"]).arg(&private).output().expect("openssl");
+    assert!(public.status.success());
+    let rsa = owner
+        .post_multipart("/console/drm/signers", signer_form(&csrf, &[("name", "rsa-packager")], Some(public.stdout)))
+        .await;
+    assert_eq!(rsa.status, 200, "{}", rsa.body);
+    assert!(rsa.body.contains("an RSA 2048-bit public key"), "{}", rsa.body);
+    let signers: Value = app.get("/api/v1/widevine/signers", &tenant.api_key).await.json().await.unwrap();
+    assert_eq!(signers.as_array().unwrap().len(), 2);
+    // Refusals say what is wrong, with the API's code and status.
+    let bad = owner
+        .post_multipart(
+            "/console/drm/signers",
+            signer_form(&csrf, &[("name", "x"), ("aes_key", "12"), ("aes_iv", iv)], None),
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("Not saved") && bad.body.contains("aes_key"), "{}", bad.body);
+    let other_email = signed_up(&app, "Rival Films").await;
+    let mut rival = signed_in(&app, &other_email).await;
+    let rival_page = rival.get("/console/drm").await;
+    assert!(!rival_page.body.contains("id=\"signer-packager\""), "another tenant sees none of them");
+    let taken = rival
+        .post_multipart(
+            "/console/drm/signers",
+            signer_form(
+                &crate::console::csrf_of(&rival_page.body),
+                &[("name", "packager"), ("aes_key", key), ("aes_iv", iv)],
+                None,
+            ),
+        )
+        .await;
+    assert_eq!(taken.status, 409, "a name belongs to one tenant");
+
+    // The key seed: generated and shown once, then only its fingerprint.
+    let generated = owner.submit("/console/drm", "/console/drm/key-seed", &[("action", "generate")]).await;
+    assert_eq!(generated.status, 200, "{}", generated.body);
+    let shown = generated.body.split("id=\"generated-seed\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    assert!(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &shown).unwrap().len() >= 30);
+    let later = owner.get("/console/drm").await;
+    assert!(!later.body.contains(&shown) && later.body.contains("id=\"seed-summary\""), "shown once only");
+    let set = owner
+        .submit(
+            "/console/drm",
+            "/console/drm/key-seed",
+            &[("action", "set"), ("key_seed", "XVBovsmzhP9gRIZxWfFta3VVRPzVEWmJsazEJ46I")],
+        )
+        .await;
+    assert!(set.body.contains("Key seed saved. A 30-byte key seed"), "{}", set.body);
+    let short = owner.submit("/console/drm", "/console/drm/key-seed", &[("action", "set"), ("key_seed", "AAAA")]).await;
+    assert_eq!(short.status, 422);
+
+    // Both upstreams; their secrets stay out of the page.
+    let widevine = owner
+        .submit(
+            "/console/drm",
+            "/console/drm/widevine",
+            &[
+                ("license_url", "https://license.example.com/cenc/getlicense/acme"),
+                ("provider", "acme"),
+                ("signing_key", key),
+                ("signing_iv", iv),
+                ("timeout_ms", "2500"),
+                ("retries", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(widevine.status, 200, "{}", widevine.body);
+    assert!(widevine.body.contains("Widevine proxy saved") && !widevine.body.contains(key), "{}", widevine.body);
+    let view: Value = app.get("/api/v1/integrations/widevine", &tenant.api_key).await.json().await.unwrap();
+    assert_eq!((view["provider"].as_str(), view["timeout_ms"].as_u64()), (Some("acme"), Some(2500)));
+    let playready = owner
+        .submit(
+            "/console/drm",
+            "/console/drm/playready",
+            &[
+                ("license_url", "https://playready.example.com/rightsmanager.asmx"),
+                ("authorization_action", "set"),
+                ("authorization", "Bearer sesame"),
+            ],
+        )
+        .await;
+    assert_eq!(playready.status, 200, "{}", playready.body);
+    assert!(playready.body.contains("with your Authorization value") && !playready.body.contains("sesame"));
+    let private_target = owner
+        .submit(
+            "/console/drm",
+            "/console/drm/playready",
+            &[("license_url", "https://10.0.0.7/pr"), ("authorization_action", "keep")],
+        )
+        .await;
+    assert_eq!(private_target.status, 422);
+    assert!(private_target.body.contains("5072"), "{}", private_target.body);
+
+    // A forged form changes nothing; deleting turns them off.
+    let forged = owner.post("/console/drm/widevine/delete", &[("csrf", "wrong")]).await;
+    assert_eq!((forged.status, forged.code.as_deref()), (403, Some("2021")));
+    for (action, gone) in [
+        ("/console/drm/widevine/delete", "no-widevine"),
+        ("/console/drm/playready/delete", "no-playready"),
+        ("/console/drm/key-seed/delete", "no-seed"),
+        ("/console/drm/signers/packager/delete", "signer-rsa-packager"),
+    ] {
+        let answer = owner.submit("/console/drm", action, &[]).await;
+        assert_eq!(answer.status, 200, "{action}: {}", answer.body);
+        assert!(answer.body.contains(&format!("id=\"{gone}\"")), "{action}");
+    }
+    assert_eq!(app.get("/api/v1/integrations/widevine", &tenant.api_key).await.status(), 404);
+}

@@ -239,3 +239,52 @@ async fn replayed_messages_rolled_back_clients_and_server_configuration_versions
         assert!(exposed.contains(header), "{exposed}");
     }
 }
+
+#[tokio::test]
+async fn the_console_shows_a_users_devices_and_streams_and_frees_them() {
+    use crate::console::{create_key, signed_in, signed_up};
+
+    let app = TestApp::spawn().await;
+    let email = signed_up(&app, "Rule Films").await;
+    let mut owner = signed_in(&app, &email).await;
+    let (_, api_key) = create_key(&mut owner, "backend").await;
+    let info: Value = app.get("/api/v1/tenant", &api_key).await.json().await.unwrap();
+    let tenant = TestTenant {
+        tenant_id: info["id"].as_str().unwrap_or_default().to_owned(),
+        site_id: info["site_id"].as_str().unwrap().to_owned(),
+        api_key,
+    };
+    let keys = app.create_keys(&tenant, json!({"content_id": "movie"})).await;
+    let kid = keys["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let policy = json!({"max_devices": 1, "max_concurrent_streams": 1, "renewal_interval_seconds": 60});
+    let token =
+        app.mint_token(&tenant, json!({"user_id": "viewer <7>", "content_id": "movie", "policy": policy})).await;
+    let tv = [("X-Clavis-Device", "tv-1"), ("X-Clavis-Session", "evening")];
+    assert_eq!(license(&app, &token, &kid, &tv).await.status(), 200);
+    let phone = [("X-Clavis-Device", "phone-1"), ("X-Clavis-Session", "bus")];
+    assert_problem(license(&app, &token, &kid, &phone).await, 403, 5041).await;
+
+    let page = owner.get("/console/devices?user_id=viewer%20%3C7%3E").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Devices with licenses of viewer &#60;7&#62;"), "{}", page.body);
+    assert!(page.body.contains("<code>tv-1</code>") && page.body.contains("<code>evening</code>"), "{}", page.body);
+    // Without a user the lists are not shown.
+    assert!(!owner.get("/console/devices").await.body.contains("id=\"licensed\""));
+
+    let back = "/console/devices?user_id=viewer%20%3C7%3E";
+    let freed = owner.submit(back, "/console/devices/free", &[("user_id", "viewer <7>"), ("device_id", "tv-1")]).await;
+    assert_eq!(freed.status, 303);
+    assert_eq!(freed.location.as_deref(), Some("/console/devices?user_id=viewer%20%3C7%3E&done=freed"));
+    let page = owner.get(back).await;
+    assert!(!page.body.contains("<code>tv-1</code>"), "the device and its stream are gone: {}", page.body);
+    assert_eq!(license(&app, &token, &kid, &phone).await.status(), 200, "the freed device made room");
+    let ended = owner.submit(back, "/console/streams/end", &[("user_id", "viewer <7>"), ("stream_id", "bus")]).await;
+    assert_eq!(ended.status, 303);
+    let streams: Value = app.get("/api/v1/users/viewer%20%3C7%3E/streams", &tenant.api_key).await.json().await.unwrap();
+    assert_eq!(streams, json!([]));
+    // Unknown ones are not found; without the form token nothing happens.
+    let again = owner.submit(back, "/console/streams/end", &[("user_id", "viewer <7>"), ("stream_id", "bus")]).await;
+    assert_eq!((again.status, again.code.as_deref()), (404, Some("5064")));
+    let forged = owner.post("/console/devices/free", &[("user_id", "viewer <7>"), ("device_id", "phone-1")]).await;
+    assert_eq!((forged.status, forged.code.as_deref()), (403, Some("2021")));
+}

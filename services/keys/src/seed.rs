@@ -83,10 +83,14 @@ pub async fn put_key_seed(
     vault: web::Data<SecretVault>,
     body: ValidJson<KeySeedBody>,
 ) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(set_seed(&vault, auth.tenant.id, &body.into_inner().key_seed).await?))
+}
+
+/// Validate and store a key seed given in base64: what `PUT /api/v1/key-seed` and the console do.
+pub async fn set_seed(vault: &SecretVault, tenant_id: TenantId, base64_seed: &str) -> Result<KeySeedView> {
+    let compact: String = base64_seed.split_whitespace().collect();
     let seed = Zeroizing::new(
-        STANDARD
-            .decode(body.into_inner().key_seed.trim())
-            .map_err(|_| ClavisError::invalid("key_seed", "must be standard base64"))?,
+        STANDARD.decode(compact).map_err(|_| ClavisError::invalid("key_seed", "must be standard base64"))?,
     );
     if seed.len() < GENERATED_SEED_LEN || seed.len() > MAX_SEED_LEN {
         return Err(ClavisError::invalid(
@@ -94,7 +98,37 @@ pub async fn put_key_seed(
             format!("must decode to {GENERATED_SEED_LEN} to {MAX_SEED_LEN} bytes, not {}", seed.len()),
         ));
     }
-    Ok(HttpResponse::Ok().json(store(&vault, auth.tenant.id, &seed).await?))
+    store(vault, tenant_id, &seed).await
+}
+
+/// Generate and store a random seed; the answer shows it (the only time it is shown).
+pub async fn generate_seed(vault: &SecretVault, tenant_id: TenantId) -> Result<KeySeedView> {
+    let seed = Zeroizing::new(crypto::random_array::<GENERATED_SEED_LEN>()?);
+    let mut view = store(vault, tenant_id, &*seed).await?;
+    view.key_seed = Some(STANDARD.encode(*seed));
+    Ok(view)
+}
+
+/// The tenant's seed as shown (fingerprint and length), if set.
+pub async fn seed_view(vault: &SecretVault, tenant_id: TenantId) -> Result<Option<KeySeedView>> {
+    Ok(vault.get(tenant_id, SecretKind::KeySeed, SEED_NAME).await?.map(|secret| KeySeedView {
+        key_seed: None,
+        fingerprint: fingerprint(&secret.value),
+        length: secret.value.len(),
+        updated_at: secret.updated_at,
+    }))
+}
+
+fn not_set() -> ClavisError {
+    ClavisError::new(ErrorCode::KeySeedNotSet, "this tenant has no PlayReady key seed")
+}
+
+/// Remove the seed (3004 when there is none).
+pub async fn remove_seed(vault: &SecretVault, tenant_id: TenantId) -> Result<()> {
+    if !vault.delete(tenant_id, SecretKind::KeySeed, SEED_NAME).await? {
+        return Err(not_set());
+    }
+    Ok(())
 }
 
 /// Generate a new random key seed for the tenant (replacing any earlier one) and show it, this once.
@@ -108,10 +142,7 @@ pub async fn put_key_seed(
 )]
 #[post("/api/v1/key-seed")]
 pub async fn generate_key_seed(auth: TenantAuth, vault: web::Data<SecretVault>) -> Result<HttpResponse> {
-    let seed = Zeroizing::new(crypto::random_array::<GENERATED_SEED_LEN>()?);
-    let mut view = store(&vault, auth.tenant.id, &*seed).await?;
-    view.key_seed = Some(STANDARD.encode(*seed));
-    Ok(HttpResponse::Created().json(view))
+    Ok(HttpResponse::Created().json(generate_seed(&vault, auth.tenant.id).await?))
 }
 
 /// Whether the tenant has a key seed, and its fingerprint.
@@ -126,16 +157,7 @@ pub async fn generate_key_seed(auth: TenantAuth, vault: web::Data<SecretVault>) 
 )]
 #[get("/api/v1/key-seed")]
 pub async fn read_key_seed(auth: TenantAuth, vault: web::Data<SecretVault>) -> Result<HttpResponse> {
-    let secret = vault
-        .get(auth.tenant.id, SecretKind::KeySeed, SEED_NAME)
-        .await?
-        .ok_or_else(|| ClavisError::new(ErrorCode::KeySeedNotSet, "this tenant has no PlayReady key seed"))?;
-    Ok(HttpResponse::Ok().json(KeySeedView {
-        key_seed: None,
-        fingerprint: fingerprint(&secret.value),
-        length: secret.value.len(),
-        updated_at: secret.updated_at,
-    }))
+    Ok(HttpResponse::Ok().json(seed_view(&vault, auth.tenant.id).await?.ok_or_else(not_set)?))
 }
 
 /// Remove the tenant's key seed. Keys already derived from it stay as they are.
@@ -150,8 +172,6 @@ pub async fn read_key_seed(auth: TenantAuth, vault: web::Data<SecretVault>) -> R
 )]
 #[delete("/api/v1/key-seed")]
 pub async fn delete_key_seed(auth: TenantAuth, vault: web::Data<SecretVault>) -> Result<HttpResponse> {
-    if !vault.delete(auth.tenant.id, SecretKind::KeySeed, SEED_NAME).await? {
-        return Err(ClavisError::new(ErrorCode::KeySeedNotSet, "this tenant has no PlayReady key seed"));
-    }
+    remove_seed(&vault, auth.tenant.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

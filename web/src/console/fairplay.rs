@@ -89,7 +89,7 @@ fn too_large() -> ClavisError {
 }
 
 /// The form's parts by name, each bounded.
-async fn read_parts(mut form: Multipart) -> Result<HashMap<String, Vec<u8>>, ClavisError> {
+pub(super) async fn read_parts(mut form: Multipart) -> Result<HashMap<String, Vec<u8>>, ClavisError> {
     let malformed = |e: actix_multipart::MultipartError| {
         ClavisError::new(ErrorCode::MalformedRequest, format!("the upload could not be read: {e}"))
     };
@@ -124,7 +124,7 @@ fn certificate_base64(bytes: &[u8]) -> String {
     }
 }
 
-fn text(parts: &HashMap<String, Vec<u8>>, name: &str) -> String {
+pub(super) fn text(parts: &HashMap<String, Vec<u8>>, name: &str) -> String {
     parts.get(name).map(|b| String::from_utf8_lossy(b).trim().to_owned()).unwrap_or_default()
 }
 

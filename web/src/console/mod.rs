@@ -15,6 +15,7 @@
 mod activity;
 pub(crate) mod audit;
 mod devices;
+mod drm;
 mod error_codes;
 mod fairplay;
 mod inspector;

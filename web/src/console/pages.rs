@@ -702,5 +702,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     super::policies::configure(cfg);
     super::integrations::configure(cfg);
     super::fairplay::configure(cfg);
+    super::drm::configure(cfg);
     super::activity::configure(cfg);
 }

@@ -199,11 +199,52 @@ pub async fn put_signer(
     path: web::Path<String>,
     body: ValidJson<SignerBody>,
 ) -> Result<HttpResponse> {
-    let name = parse_name(&path)?;
-    let (stored, view) = validate(name, body.into_inner())?;
-    claim(&platform, auth.tenant.id, name).await?;
-    vault.put_json(auth.tenant.id, SecretKind::WidevineSigner, name, &view, &stored).await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(save_signer(&platform, &vault, auth.tenant.id, &path, body.into_inner()).await?))
+}
+
+/// Validate and store (or replace) a signer: what `PUT /api/v1/widevine/signers/{name}` and the console do.
+pub async fn save_signer(
+    platform: &Platform,
+    vault: &SecretVault,
+    tenant_id: TenantId,
+    name: &str,
+    body: SignerBody,
+) -> Result<SignerView> {
+    let name = parse_name(name)?;
+    let (stored, view) = validate(name, body)?;
+    claim(platform, tenant_id, name).await?;
+    vault.put_json(tenant_id, SecretKind::WidevineSigner, name, &view, &stored).await?;
+    Ok(view)
+}
+
+/// The tenant's signers as shown (never a key).
+pub async fn signer_views(vault: &SecretVault, tenant_id: TenantId) -> Result<Vec<SignerView>> {
+    vault
+        .list(tenant_id, SecretKind::WidevineSigner)
+        .await?
+        .into_iter()
+        .map(|info| {
+            let mut view: SignerView =
+                serde_json::from_value(info.meta).map_err(|e| ClavisError::internal("signer meta", e))?;
+            view.updated_at = info.updated_at;
+            Ok(view)
+        })
+        .collect()
+}
+
+/// Remove a signer and free its name (3024 when the tenant has none of that name).
+pub async fn remove_signer(platform: &Platform, vault: &SecretVault, tenant_id: TenantId, name: &str) -> Result<()> {
+    let name = parse_name(name)?;
+    let had_secret = vault.delete(tenant_id, SecretKind::WidevineSigner, name).await?;
+    let released = widevine_signers::Entity::delete_many()
+        .filter(widevine_signers::Column::Name.eq(name))
+        .filter(widevine_signers::Column::TenantId.eq(tenant_id.0))
+        .exec(&platform.db)
+        .await?;
+    if !had_secret && released.rows_affected == 0 {
+        return Err(not_found(name));
+    }
+    Ok(())
 }
 
 /// The tenant's Widevine signers (names, kinds, fingerprints; never keys).
@@ -217,18 +258,7 @@ pub async fn put_signer(
 )]
 #[get("/api/v1/widevine/signers")]
 pub async fn list_signers(auth: TenantAuth, vault: web::Data<SecretVault>) -> Result<HttpResponse> {
-    let views = vault
-        .list(auth.tenant.id, SecretKind::WidevineSigner)
-        .await?
-        .into_iter()
-        .map(|info| {
-            let mut view: SignerView =
-                serde_json::from_value(info.meta).map_err(|e| ClavisError::internal("signer meta", e))?;
-            view.updated_at = info.updated_at;
-            Ok(view)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(HttpResponse::Ok().json(views))
+    Ok(HttpResponse::Ok().json(signer_views(&vault, auth.tenant.id).await?))
 }
 
 /// One Widevine signer of the tenant.
@@ -273,15 +303,6 @@ pub async fn delete_signer(
     vault: web::Data<SecretVault>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let name = parse_name(&path)?;
-    let had_secret = vault.delete(auth.tenant.id, SecretKind::WidevineSigner, name).await?;
-    let released = widevine_signers::Entity::delete_many()
-        .filter(widevine_signers::Column::Name.eq(name))
-        .filter(widevine_signers::Column::TenantId.eq(auth.tenant.id.0))
-        .exec(&platform.db)
-        .await?;
-    if !had_secret && released.rows_affected == 0 {
-        return Err(not_found(name));
-    }
+    remove_signer(&platform, &vault, auth.tenant.id, &path).await?;
     Ok(HttpResponse::NoContent().finish())
 }
