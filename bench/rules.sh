@@ -6,9 +6,9 @@
 #   bench/rules.sh                     # SQLite; DURATION=10s ROUNDS=3 CONNECTIONS=32 THREADS=1 USERS=200
 #   DATABASE=postgres bench/rules.sh   # PostgreSQL
 #
-# Every user has a token whose policy sets max_devices 3, max_concurrent_streams 2 and a renewal interval, so with the
-# rules on each request counts its device and holds (or renews) its stream slot in the database; with the rules off
-# the same tokens' requests send no device or session and skip both. Needs wrk, jq, xxd (and psql for PostgreSQL).
+# Every user has two tokens: one whose policy sets max_devices 3, max_concurrent_streams 2 and a renewal interval, so
+# each request with it (and the user's device and session headers) counts its device and holds or renews its stream
+# slot in the database; and a plain one, for the same requests with no rule to apply. Needs wrk, jq, xxd (and psql for PostgreSQL).
 # These machines are noisy: compare the ratio, not the absolute numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +38,7 @@ SERVER=$!
 cleanup() {
   kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true
   [ -n "$DB_NAME" ] && psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB_NAME" || true
+  [ -n "${KEEP_LOG:-}" ] && cp "$WORK/serve.log" "$KEEP_LOG"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -52,14 +53,16 @@ export CLAVIS_BENCH_BODY="{\"kids\":[\"$KID_B64\"],\"type\":\"temporary\"}"
 POLICY='{"max_devices": 3, "max_concurrent_streams": 2, "renewal_interval_seconds": 600}'
 export CLAVIS_BENCH_REQUESTS=$WORK/requests.txt
 for u in $(seq 1 "$USERS"); do
-  token=$(curl -sf -X POST "$BASE/api/v1/tokens" "${auth[@]}" \
+  plain=$(curl -sf -X POST "$BASE/api/v1/tokens" "${auth[@]}" \
+    -d "{\"user_id\":\"user-$u\",\"content_id\":\"bench\"}" | jq -r .token)
+  ruled=$(curl -sf -X POST "$BASE/api/v1/tokens" "${auth[@]}" \
     -d "{\"user_id\":\"user-$u\",\"content_id\":\"bench\",\"policy\":$POLICY}" | jq -r .token)
-  echo "$token device-$u session-$u" >>"$CLAVIS_BENCH_REQUESTS"
+  echo "$plain $ruled device-$u session-$u" >>"$CLAVIS_BENCH_REQUESTS"
 done
 # Both kinds of request must be issued, or the benchmark would measure refusals.
-read -r token device session < "$CLAVIS_BENCH_REQUESTS"
-curl -sf -X POST "$BASE/license/clearkey" -H "X-Clavis-Token: $token" -d "$CLAVIS_BENCH_BODY" | jq -e '.keys[0].k' >/dev/null
-curl -sf -X POST "$BASE/license/clearkey" -H "X-Clavis-Token: $token" -H "X-Clavis-Device: $device" \
+read -r plain ruled device session < "$CLAVIS_BENCH_REQUESTS"
+curl -sf -X POST "$BASE/license/clearkey" -H "X-Clavis-Token: $plain" -d "$CLAVIS_BENCH_BODY" | jq -e '.keys[0].k' >/dev/null
+curl -sf -X POST "$BASE/license/clearkey" -H "X-Clavis-Token: $ruled" -H "X-Clavis-Device: $device" \
   -H "X-Clavis-Session: $session" -d "$CLAVIS_BENCH_BODY" | jq -e '.keys[0].k' >/dev/null
 
 run() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/rules.lua "$BASE/license/clearkey"; }
@@ -87,6 +90,8 @@ for name, rows in (("rules off", off), ("devices + streams", on)):
 ratios = [float(b[0]) / float(a[0]) for a, b in zip(off, on)]
 print(f"ratio rules on/off: median {statistics.median(ratios):.2f} (rounds: {' '.join(f'{r:.2f}' for r in ratios)})")
 PY
-DENIED=$(curl -sf "$BASE/api/v1/license-log?limit=1&outcome=denied" "${auth[@]}" | jq length)
+DENIED=$(curl -sf "$BASE/api/v1/license-log?limit=1000&outcome=denied" "${auth[@]}" | jq length)
+CODES=$(curl -sf "$BASE/api/v1/license-log?limit=1000&outcome=denied" "${auth[@]}" | jq -c "[.[] | [.error_code, .rule, .detail]] | unique")
+echo "denied codes: $CODES"
 STREAMS=$(curl -sf "$BASE/api/v1/users/user-1/streams" "${auth[@]}" | jq length)
 echo "denied rows in the license log: $DENIED (must be 0); user-1 holds $STREAMS stream slot(s) (must be 1)"

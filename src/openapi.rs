@@ -49,8 +49,17 @@ pub fn document() -> utoipa::openapi::OpenApi {
 
 /// Errors every operation of a kind can answer, whatever its handler: the extractors, the authentication and the
 /// database are shared, so their codes are added here once instead of on every handler annotation.
-fn shared_errors(has_body: bool, has_params: bool, authenticated: bool, platform: bool) -> Vec<ErrorCode> {
+fn shared_errors(
+    has_body: bool,
+    has_params: bool,
+    authenticated: bool,
+    platform: bool,
+    corridor: bool,
+) -> Vec<ErrorCode> {
     let mut codes = Vec::new();
+    if corridor {
+        codes.extend_from_slice(clavis_licenses::CORRIDOR_CODES);
+    }
     if has_body {
         codes.extend([
             ErrorCode::MalformedJson,
@@ -90,9 +99,10 @@ fn complete_error_responses(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::O
             let has_params = operation.get("parameters").and_then(|p| p.as_array()).is_some_and(|p| !p.is_empty());
             let authenticated = operation.get("security").is_some();
             let platform = matches!(path.as_str(), "/healthz" | "/metrics");
+            let corridor = clavis_licenses::CORRIDOR_PATHS.contains(&path.as_str());
             let Some(responses) = operation.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
             let mut by_status: std::collections::BTreeMap<u16, Vec<ErrorCode>> = Default::default();
-            for code in shared_errors(has_body, has_params, authenticated, platform) {
+            for code in shared_errors(has_body, has_params, authenticated, platform, corridor) {
                 let entry = by_status.entry(code.status().as_u16()).or_default();
                 if !entry.contains(&code) {
                     entry.push(code);
@@ -159,4 +169,30 @@ pub fn pretty_json() -> String {
     let mut json = document().to_pretty_json().unwrap_or_default();
     json.push('\n');
     json
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every license endpoint documents every code the shared corridor can answer, under the code's own status.
+    #[test]
+    fn license_endpoints_document_every_corridor_code() {
+        let json = serde_json::to_value(document()).unwrap();
+        for path in clavis_licenses::CORRIDOR_PATHS {
+            let operation = &json["paths"][path]["post"];
+            let operation = if operation.is_null() { &json["paths"][path]["get"] } else { operation };
+            assert!(!operation.is_null(), "{path} is in the document");
+            for code in clavis_licenses::CORRIDOR_CODES {
+                let response = &operation["responses"][code.status().as_u16().to_string()];
+                let text = response["description"].as_str().unwrap_or_default();
+                assert!(
+                    text.contains(code.code_str()),
+                    "{path} does not document {} under {}",
+                    code.code(),
+                    code.status()
+                );
+            }
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! Native Clavis tokens: parse arbitrary input, and well-formed JWTs around arbitrary headers and claims.
+//! Native Clavis tokens: parse arbitrary input, and well-formed JWTs around arbitrary headers and claims; the
+//! `policy` claim as the verifier reads it once the signature checked; and device registration tokens.
 #![no_main]
 
 use base64::Engine;
@@ -16,6 +17,10 @@ fuzz_target!(|data: &[u8]| {
     // The token as presented.
     if let Ok(text) = std::str::from_utf8(data) {
         parse(text);
+        let _ = clavis_tokens::registration::PresentedRegistration::parse(text);
+        if let Ok(raw) = serde_json::value::RawValue::from_string(text.to_owned()) {
+            let _ = clavis_tokens::native::parse_policy(Some(&raw));
+        }
     }
     // Past base64url: the bytes as the claims under a valid header, and as the header over valid claims.
     const HEADER: &str = r#"{"alg":"HS256","typ":"JWT","kid":"k1"}"#;

@@ -278,3 +278,88 @@ fn the_readme_quickstart_works() {
     assert_eq!(license["keys"][0]["kty"], "oct");
     drop(served);
 }
+
+/// JSON logs (`CLAVIS_LOG_FORMAT=json`): license decisions carry the request id and the tenant id, and no secret
+/// (API key, token, content key) is ever written.
+#[test]
+fn json_logs_name_the_request_and_the_tenant_and_never_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = run(
+        clavis().current_dir(dir.path()).args(["tenant", "create", "--name", "Logs", "--email", "ops@logs.example"]),
+        None,
+    );
+    assert!(ok, "{stderr}");
+    let created: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let (tenant_id, api_key) = (created["tenant_id"].as_str().unwrap(), created["api_key"].as_str().unwrap());
+    let port = free_port();
+    let log_path = dir.path().join("serve.log");
+    let mut child = clavis()
+        .current_dir(dir.path())
+        .env("CLAVIS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CLAVIS_LOG_FORMAT", "json")
+        .env("CLAVIS_LOG_LEVEL", "info")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "clavis serve did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (token, key) = runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let keys: Value = http
+            .post(format!("{base}/api/v1/keys"))
+            .bearer_auth(api_key)
+            .json(&serde_json::json!({"content_id": "movie", "tracks": ["SD", "HD"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token: Value = http
+            .post(format!("{base}/api/v1/tokens"))
+            .bearer_auth(api_key)
+            .json(&serde_json::json!({"user_id": "u1", "content_id": "movie", "policy": {"allowed_tracks": ["SD"]}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = token["token"].as_str().unwrap().to_owned();
+        // The HD key is refused by the policy: a logged decision.
+        let hd = keys["keys"][1]["kid"].as_str().unwrap();
+        let kid = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, hex::decode(hd).unwrap());
+        let refused = http
+            .post(format!("{base}/license/clearkey"))
+            .header("X-Clavis-Token", &token)
+            .body(serde_json::json!({"kids": [kid], "type": "temporary"}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403);
+        (token, keys["keys"][0]["key"].as_str().unwrap().to_owned())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(!lines.is_empty(), "JSON lines: {log}");
+    let denied = lines
+        .iter()
+        .find(|l| l["message"] == "license denied")
+        .unwrap_or_else(|| panic!("a license decision is logged: {log}"));
+    assert_eq!(denied["code"], 5006, "{denied}");
+    assert_eq!(denied["span"]["tenant_id"], tenant_id, "{denied}");
+    assert!(denied["span"]["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{denied}");
+    for secret in [api_key, token.as_str(), key.as_str()] {
+        assert!(!log.contains(secret), "a secret is in the log");
+    }
+}

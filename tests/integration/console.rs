@@ -639,3 +639,75 @@ async fn a_member_of_one_tenant_cannot_touch_another_tenants_keys() {
     let team = alice.get("/console/team").await;
     assert!(team.body.contains(&alice_email) && !team.body.contains(&bob_email));
 }
+
+/// Invite `email` as `role` and let them set their password; answers them signed in.
+async fn joined<'a>(app: &'a TestApp, owner: &mut Visitor<'_>, email: &str, role: &str) -> Visitor<'a> {
+    let invited = owner.submit("/console/team", "/console/team", &[("email", email), ("role", role)]).await;
+    assert_eq!(invited.status, 200, "{}", invited.body);
+    let link = path_of(&link_in(&mail_to(&outbox(app), email, "/invite?token="), "/invite?token="));
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let mut visitor = Visitor::new(app);
+    assert_eq!(visitor.submit(&link, "/invite", &[("token", &token), ("password", PASSWORD)]).await.status, 200);
+    signed_in(app, email).await
+}
+
+fn member_id(team_page: &str, email: &str) -> String {
+    let row = team_page
+        .split("<tr id=\"member-")
+        .skip(1)
+        .find(|row| row.split("</tr>").next().unwrap().contains(email))
+        .expect("the member row");
+    row.split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn owners_and_admins_change_roles_and_remove_members_below_them() {
+    let app = TestApp::spawn().await;
+    let email = signed_up(&app, "Team Films").await;
+    let mut owner = signed_in(&app, &email).await;
+    let (admin_email, dev_email) = (unique_email("admin"), unique_email("dev"));
+    let mut admin = joined(&app, &mut owner, &admin_email, "admin").await;
+    let mut developer = joined(&app, &mut owner, &dev_email, "developer").await;
+    let team = owner.get("/console/team").await.body;
+    let (owner_id, admin_id, dev_id) =
+        (member_id(&team, &email), member_id(&team, &admin_email), member_id(&team, &dev_email));
+
+    // The developer manages nobody.
+    let refused = developer.submit("/console/team", &format!("/console/team/{admin_id}/remove"), &[]).await;
+    assert_eq!((refused.status, refused.code.as_deref()), (403, Some("2026")));
+    // The admin makes the developer a viewer, but cannot touch the owner, make anyone owner, or change themselves.
+    let changed = admin.submit("/console/team", &format!("/console/team/{dev_id}/role"), &[("role", "viewer")]).await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert!(changed.body.contains(&format!("{dev_email} is now viewer")), "{}", changed.body);
+    let viewer_keys = developer.submit("/console/api-keys", "/console/api-keys", &[("name", "x")]).await;
+    assert_eq!(viewer_keys.code.as_deref(), Some("2026"), "the new role applies at once");
+    for (target, role) in [(&owner_id, "viewer"), (&dev_id, "owner"), (&admin_id, "viewer")] {
+        let answer = admin.submit("/console/team", &format!("/console/team/{target}/role"), &[("role", role)]).await;
+        assert_eq!(answer.code.as_deref(), Some("2026"), "{target} {role}");
+    }
+    assert_eq!(
+        admin.submit("/console/team", &format!("/console/team/{owner_id}/remove"), &[]).await.code.as_deref(),
+        Some("2026")
+    );
+    // Another tenant's member is not found; a forged form changes nothing.
+    let rival_email = signed_up(&app, "Rival Team Films").await;
+    let mut rival = signed_in(&app, &rival_email).await;
+    let foreign = rival.submit("/console/team", &format!("/console/team/{dev_id}/remove"), &[]).await;
+    assert_eq!((foreign.status, foreign.code.as_deref()), (404, Some("2030")));
+    let forged = owner.post(&format!("/console/team/{dev_id}/remove"), &[("csrf", "wrong")]).await;
+    assert_eq!(forged.code.as_deref(), Some("2021"));
+    // The owner removes the member: gone from the team, signed out at once, unable to sign in.
+    let removed = owner.submit("/console/team", &format!("/console/team/{dev_id}/remove"), &[]).await;
+    assert_eq!(removed.status, 200);
+    assert!(removed.body.contains("was removed") && !removed.body.contains(&format!("member-{dev_id}")));
+    let after = developer.get("/console").await;
+    assert!(
+        after.status == 303 || after.code.as_deref() == Some("2020"),
+        "signed out: {} {:?}",
+        after.status,
+        after.code
+    );
+    let mut again = Visitor::new(&app);
+    let login = again.submit("/login", "/login", &[("email", &dev_email), ("password", PASSWORD)]).await;
+    assert_eq!(login.code.as_deref(), Some("2022"));
+}

@@ -173,3 +173,39 @@ async fn rotation_keeps_old_tokens_until_the_old_key_is_retired() {
     assert_problem(foreign, 401, 4004).await;
     assert_eq!(app.clearkey(&new_token, &[kid.as_str()]).await.status(), 200);
 }
+
+#[tokio::test]
+async fn self_signed_tokens_from_the_future_or_with_a_mistyped_policy_are_refused_naming_why() {
+    let app = TestApp::spawn().await;
+    let (tenant, kid) = tenant_with_content(&app).await;
+    let key = new_key(&app, &tenant, json!({"algorithm": "HS256"})).await;
+    let secret = hex::decode(key["secret_hex"].as_str().unwrap()).unwrap();
+    let sign = |claims: Value| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(key["kid"].as_str().unwrap().to_owned());
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(&secret)).unwrap()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let claims = |extra: Value| {
+        let mut claims =
+            json!({"iss": tenant.site_id, "sub": "viewer-1", "cid": "movie-1", "iat": now, "exp": now + 600});
+        claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        claims
+    };
+    assert_eq!(app.clearkey(&sign(claims(json!({}))), &[kid.as_str()]).await.status(), 200);
+    // Beyond the tenant's clock-skew window (60 s by default): not yet valid.
+    let body =
+        assert_problem(app.clearkey(&sign(claims(json!({"nbf": now + 600}))), &[kid.as_str()]).await, 401, 4006).await;
+    assert!(body["detail"].as_str().unwrap().contains("nbf"), "{body}");
+    let body =
+        assert_problem(app.clearkey(&sign(claims(json!({"iat": now + 600}))), &[kid.as_str()]).await, 401, 4006).await;
+    assert!(body["detail"].as_str().unwrap().contains("iat"), "{body}");
+    // Within the window it passes.
+    assert_eq!(app.clearkey(&sign(claims(json!({"nbf": now + 30}))), &[kid.as_str()]).await.status(), 200);
+    // A policy field of the wrong type is named.
+    let wrong = sign(claims(json!({"policy": {"license_duration_seconds": "one hour"}})));
+    let body = assert_problem(app.clearkey(&wrong, &[kid.as_str()]).await, 422, 4010).await;
+    assert_eq!(body["field"], "policy.license_duration_seconds", "{body}");
+    let unknown = sign(claims(json!({"policy": {"max_screens": 2}})));
+    assert_problem(app.clearkey(&unknown, &[kid.as_str()]).await, 422, 4010).await;
+}

@@ -112,6 +112,8 @@ catalog! {
         "The key does not exist in this account; reload the API keys page.";
     MemberExists = 2029, CONFLICT, "Member already exists",
         "That email already has an account; each email belongs to one account.";
+    MemberNotFound = 2030, NOT_FOUND, "Member not found",
+        "The member is not in this account (or was removed); reload the team page.";
 
     // 3xxx: contents and keys
     ContentNotFound = 3001, NOT_FOUND, "Content not found",

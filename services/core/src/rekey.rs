@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -53,7 +53,7 @@ async fn rotate_batch(
     batch_size: u64,
     report: &mut TableReport,
 ) -> Result<Option<Uuid>> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let rows = read_batch(&txn, column, after, batch_size).await?;
     let Some(last) = rows.last().map(|(id, _, _)| *id) else {
         txn.commit().await?;

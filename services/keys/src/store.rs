@@ -16,7 +16,7 @@ use clavis_core::policy::Policy;
 use clavis_core::{ClavisError, ErrorCode, Platform, Result};
 use moka::future::Cache;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -192,7 +192,7 @@ impl KeyStore {
     async fn insert(&self, tenant_id: TenantId, content_id: &ContentId, keys: &[ContentKey]) -> Result<bool> {
         let now = Utc::now();
         let content_ref = Uuid::new_v4();
-        let txn = self.platform.db.begin().await?;
+        let txn = clavis_core::db::begin_write(&self.platform.db).await?;
         let inserted = contents::Entity::insert(contents::ActiveModel {
             id: Set(content_ref),
             tenant_id: Set(tenant_id.0),
@@ -504,7 +504,7 @@ impl KeyStore {
     /// Add keys to a content (creating the content row if needed), after its existing keys, in one transaction.
     async fn append_keys(&self, tenant_id: TenantId, content_id: &ContentId, keys: &[ContentKey]) -> Result<()> {
         let now = Utc::now();
-        let txn = self.platform.db.begin().await?;
+        let txn = clavis_core::db::begin_write(&self.platform.db).await?;
         let content_ref = content_ref(&txn, tenant_id, content_id).await?;
         let last = content_keys::Entity::find()
             .filter(content_keys::Column::TenantId.eq(tenant_id.0))

@@ -81,12 +81,14 @@ pub(crate) fn callback_from(req: &HttpRequest) -> Result<Option<crate::callback:
 }
 
 pub(crate) fn story(req: &HttpRequest, drm: Drm) -> Story {
+    use actix_web::HttpMessage;
     Story::new(
         drm,
         cors::request_origin(req),
         clavis_core::http::peer_ip(req),
         clavis_core::http::request_id(req).and_then(|v| v.to_str().ok().map(str::to_owned)),
     )
+    .with_root_span(req.extensions().get::<tracing_actix_web::RootSpan>().cloned())
 }
 
 /// A W3C ClearKey license. The body is the CDM's license request (`{"kids":[...],"type":"temporary"}`); the token

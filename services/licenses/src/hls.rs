@@ -9,8 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use clavis_core::ids::Drm;
 
 use crate::api::{RawToken, token_from};
-use crate::cors;
-use crate::service::{LicenseService, Story};
+use crate::service::LicenseService;
 
 /// The raw key for HLS `METHOD=AES-128`. The token comes in `X-Clavis-Token` or `?token=` and must be for the
 /// content the URI names; the answer is exactly 16 bytes, never cached. Refusals are problem+json with the catalog
@@ -38,12 +37,7 @@ pub async fn hls_aes(
     service: web::Data<LicenseService>,
 ) -> HttpResponse {
     let (site_id, content_id, kid) = path.into_inner();
-    let mut story = Story::new(
-        Drm::HlsAes,
-        cors::request_origin(&req),
-        clavis_core::http::peer_ip(&req),
-        clavis_core::http::request_id(&req).and_then(|v| v.to_str().ok().map(str::to_owned)),
-    );
+    let mut story = crate::api::story(&req, Drm::HlsAes);
     let token = token_from(&req);
     let result = match story.read_facts(req.headers()) {
         Ok(()) => {

@@ -25,7 +25,7 @@ use actix_web::web;
 
 pub use devices::DeviceService;
 pub use log::LicenseLog;
-pub use service::LicenseService;
+pub use service::{CORRIDOR_CODES, CORRIDOR_PATHS, LicenseService};
 
 /// Register the token inspector (served with the token service's routes, as its path says; it runs the license
 /// corridor, so it lives here).

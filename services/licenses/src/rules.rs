@@ -21,7 +21,6 @@ use clavis_tokens::replay::ReplayGuard;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use serde::Serialize;
 
@@ -39,6 +38,8 @@ pub const CONFIG_VERSION_HEADER: &str = "x-clavis-config-version";
 pub const MAX_ID_LEN: usize = 128;
 /// Per-user steps of different users seldom wait for each other.
 const LOCK_STRIPES: usize = 64;
+/// A device's `last_seen` is written at most this often.
+const LAST_SEEN_RESOLUTION_MS: i64 = 60_000;
 /// How often expired stream slots are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -283,7 +284,7 @@ impl Rules {
 
     /// Begin a transaction that holds the user's lock on PostgreSQL (the in-process stripe is the caller's).
     async fn user_transaction(&self, scope: &str, tenant_id: TenantId, user_id: &str) -> Result<DatabaseTransaction> {
-        let txn = self.db.begin().await?;
+        let txn = clavis_core::db::begin_write(&self.db).await?;
         if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
             let digest = clavis_core::crypto::sha256(format!("{scope}\0{}\0{user_id}", tenant_id.0).as_bytes());
             let mut key = [0u8; 8];
@@ -348,14 +349,21 @@ impl Rules {
         now_ms: i64,
     ) -> std::result::Result<(), Refusal> {
         let (tenant, user) = (subject.tenant_id, subject.user_id);
-        let known = license_devices::Entity::update_many()
-            .col_expr(license_devices::Column::LastSeenMs, Expr::value(now_ms))
-            .filter(license_devices::Column::TenantId.eq(tenant.0))
-            .filter(license_devices::Column::UserId.eq(user))
-            .filter(license_devices::Column::DeviceId.eq(device_id))
-            .exec(&self.db)
+        // A known device is the common case: a read, and a write only when `last_seen` is stale (so licenses do not
+        // queue for the database's write lock one after another).
+        let known = license_devices::Entity::find_by_id((tenant.0, user.to_owned(), device_id.to_owned()))
+            .one(&self.db)
             .await?;
-        if known.rows_affected > 0 {
+        if let Some(row) = known {
+            if now_ms.saturating_sub(row.last_seen_ms) >= LAST_SEEN_RESOLUTION_MS {
+                license_devices::Entity::update_many()
+                    .col_expr(license_devices::Column::LastSeenMs, Expr::value(now_ms))
+                    .filter(license_devices::Column::TenantId.eq(tenant.0))
+                    .filter(license_devices::Column::UserId.eq(user))
+                    .filter(license_devices::Column::DeviceId.eq(device_id))
+                    .exec(&self.db)
+                    .await?;
+            }
             return Ok(());
         }
         let _one_at_a_time = self.stripe(tenant, user).lock().await;
@@ -431,17 +439,31 @@ impl Rules {
             Some(id) => id.clone(),
             None => hex::encode(clavis_core::crypto::random_array::<16>().map_err(|e| Refusal::new(e, "streams"))?),
         };
-        let renewed = stream_slots::Entity::update_many()
-            .col_expr(stream_slots::Column::RenewedMs, Expr::value(now_ms))
-            .col_expr(stream_slots::Column::ExpiresMs, Expr::value(expires))
-            .filter(stream_slots::Column::TenantId.eq(tenant.0))
-            .filter(stream_slots::Column::UserId.eq(user))
-            .filter(stream_slots::Column::StreamId.eq(stream_id.as_str()))
-            .filter(stream_slots::Column::ExpiresMs.gt(now_ms))
-            .exec(&self.db)
-            .await?;
-        if renewed.rows_affected > 0 {
-            return Ok(Admission { stream_id: Some(stream_id), new_stream: false });
+        // A renewal of an active slot: extended in the database only when a sixth of the slot has passed since the
+        // last extension (its expiry then still lies well over one renewal interval ahead), so renewals that come
+        // faster than that are reads.
+        let slot_ms = expires.saturating_sub(now_ms);
+        let active = stream_slots::Entity::find_by_id((tenant.0, user.to_owned(), stream_id.clone()))
+            .one(&self.db)
+            .await?
+            .filter(|slot| slot.expires_ms > now_ms);
+        if let Some(slot) = active {
+            if now_ms.saturating_sub(slot.renewed_ms) < slot_ms / 6 {
+                return Ok(Admission { stream_id: Some(stream_id), new_stream: false });
+            }
+            let renewed = stream_slots::Entity::update_many()
+                .col_expr(stream_slots::Column::RenewedMs, Expr::value(now_ms))
+                .col_expr(stream_slots::Column::ExpiresMs, Expr::value(expires))
+                .filter(stream_slots::Column::TenantId.eq(tenant.0))
+                .filter(stream_slots::Column::UserId.eq(user))
+                .filter(stream_slots::Column::StreamId.eq(stream_id.as_str()))
+                .filter(stream_slots::Column::ExpiresMs.gt(now_ms))
+                .exec(&self.db)
+                .await?;
+            if renewed.rows_affected > 0 {
+                return Ok(Admission { stream_id: Some(stream_id), new_stream: false });
+            }
+            // Swept between the read and the update: it needs a slot of its own again, below.
         }
         let limit = subject.policy.max_concurrent_streams.unwrap_or(u32::MAX);
         let _one_at_a_time = self.stripe(tenant, user).lock().await;
@@ -533,7 +555,7 @@ impl Rules {
 
     /// Free a device: it no longer counts against the user's limit, and its streams end. True when it was there.
     pub async fn free_device(&self, tenant_id: TenantId, user_id: &str, device_id: &str) -> Result<bool> {
-        let txn = self.db.begin().await?;
+        let txn = clavis_core::db::begin_write(&self.db).await?;
         let deleted = license_devices::Entity::delete_many()
             .filter(license_devices::Column::TenantId.eq(tenant_id.0))
             .filter(license_devices::Column::UserId.eq(user_id))

@@ -30,6 +30,59 @@ pub struct LicenseService {
     upstreams: crate::upstream::Upstreams,
 }
 
+/// Every code the shared corridor can answer on any license endpoint, whatever the DRM: the token, the tenant, the
+/// policy, the keys, callback mode, the request headers and the rules that remember. The OpenAPI document lists them
+/// on each license endpoint (beside each DRM's own codes), so it cannot fall behind the corridor.
+pub const CORRIDOR_CODES: &[ErrorCode] = &[
+    ErrorCode::PayloadTooLarge,
+    ErrorCode::TenantNotFound,
+    ErrorCode::TenantSuspended,
+    ErrorCode::TokenMissing,
+    ErrorCode::TokenMalformed,
+    ErrorCode::TokenSignatureInvalid,
+    ErrorCode::TokenKeyUnknown,
+    ErrorCode::TokenExpired,
+    ErrorCode::TokenNotYetValid,
+    ErrorCode::TokenIssuerUnknown,
+    ErrorCode::TokenContentMismatch,
+    ErrorCode::TokenDrmMismatch,
+    ErrorCode::PolicyInvalid,
+    ErrorCode::TokenReplayed,
+    ErrorCode::TokenFormatNotEnabled,
+    ErrorCode::LicenseRequestMalformed,
+    ErrorCode::KidNotInContent,
+    ErrorCode::OriginNotAllowed,
+    ErrorCode::ContentHasNoKeys,
+    ErrorCode::TrackNotAllowed,
+    ErrorCode::ClientNotAllowed,
+    ErrorCode::PolicyExpired,
+    ErrorCode::CallbackNotEnabled,
+    ErrorCode::CallbackAddressForbidden,
+    ErrorCode::CallbackUnreachable,
+    ErrorCode::CallbackTimeout,
+    ErrorCode::CallbackStatusRefused,
+    ErrorCode::CallbackAnswerMalformed,
+    ErrorCode::CallbackSignatureInvalid,
+    ErrorCode::CallbackNonceMismatch,
+    ErrorCode::CallbackDenied,
+    ErrorCode::CallbackValueMalformed,
+    ErrorCode::DeviceLimitReached,
+    ErrorCode::LicenseRequestReplayed,
+    ErrorCode::LicenseRequestTimeOutOfWindow,
+    ErrorCode::ClientStateRolledBack,
+    ErrorCode::StreamLimitReached,
+];
+
+/// The license endpoints that run the corridor (the OpenAPI paths).
+pub const CORRIDOR_PATHS: &[&str] = &[
+    "/license/clearkey",
+    "/license/fairplay",
+    "/license/widevine",
+    "/license/playready",
+    "/license/hls-aes/{site_id}/{content_id}/{kid}",
+    "/ri/licenseManager.do",
+];
+
 /// Headers of license answers (lower case): the server configuration version, the configuration itself for a
 /// client that holds an older one, and the stream slot id a license holds.
 pub const SERVER_CONFIG_VERSION_HEADER: &str = "x-clavis-server-config-version";
@@ -84,6 +137,8 @@ pub struct Story {
     soap_faults: bool,
     /// An upstream's own refusal, relayed as the answer's body instead of Clavis's rendering of the error.
     relayed_error: Option<Vec<u8>>,
+    /// The request's root span, which gets the tenant id once the token named it (JSON logs carry it).
+    root_span: Option<tracing_actix_web::RootSpan>,
 }
 
 /// Every license answer of a tenant says which server configuration version is current; a client that said it
@@ -137,7 +192,13 @@ impl Story {
             flag: None,
             soap_faults: false,
             relayed_error: None,
+            root_span: None,
         }
+    }
+
+    pub(crate) fn with_root_span(mut self, span: Option<tracing_actix_web::RootSpan>) -> Story {
+        self.root_span = span;
+        self
     }
 
     pub(crate) fn answer_soap_faults(&mut self) {
@@ -671,6 +732,9 @@ impl LicenseService {
         }
 
         let code = error.as_ref().map(|e| e.code);
+        if let (Some(span), Some(tenant)) = (&story.root_span, &story.tenant) {
+            span.record("tenant_id", tracing::field::display(tenant.id));
+        }
         license_counter(story.drm, code).increment(1);
         license_histogram(story.drm, outcome).record(latency.as_secs_f64());
         if let Some(err) = &error {

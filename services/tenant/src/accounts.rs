@@ -326,6 +326,50 @@ impl Accounts {
             .collect())
     }
 
+    /// Change a member's role. The owner's role stays (an account has one owner), and no one becomes owner here.
+    pub async fn set_role(&self, tenant_id: TenantId, user_id: Uuid, role: Role) -> Result<Member> {
+        let member = self.member(tenant_id, user_id).await?.ok_or_else(member_not_found)?;
+        if member.role == Role::Owner || role == Role::Owner {
+            return Err(ClavisError::new(
+                ErrorCode::RoleForbidden,
+                "the owner's role does not change, and there is one owner",
+            ));
+        }
+        users::Entity::update_many()
+            .col_expr(users::Column::Role, Expr::value(role.as_str()))
+            .filter(users::Column::Id.eq(user_id))
+            .filter(users::Column::TenantId.eq(tenant_id.0))
+            .exec(&self.db)
+            .await?;
+        Ok(Member { role, ..member })
+    }
+
+    /// Remove a member (not the owner): their account, sessions and pending links go at once.
+    pub async fn remove_member(&self, tenant_id: TenantId, user_id: Uuid) -> Result<Member> {
+        let member = self.member(tenant_id, user_id).await?.ok_or_else(member_not_found)?;
+        if member.role == Role::Owner {
+            return Err(ClavisError::new(ErrorCode::RoleForbidden, "the owner cannot be removed"));
+        }
+        let txn = clavis_core::db::begin_write(&self.db).await?;
+        console_sessions::Entity::delete_many()
+            .filter(console_sessions::Column::UserId.eq(user_id))
+            .filter(console_sessions::Column::TenantId.eq(tenant_id.0))
+            .exec(&txn)
+            .await?;
+        account_tokens::Entity::delete_many()
+            .filter(account_tokens::Column::UserId.eq(user_id))
+            .filter(account_tokens::Column::TenantId.eq(tenant_id.0))
+            .exec(&txn)
+            .await?;
+        users::Entity::delete_many()
+            .filter(users::Column::Id.eq(user_id))
+            .filter(users::Column::TenantId.eq(tenant_id.0))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(member)
+    }
+
     /// Add a member without a password; they set one through the invitation link.
     pub async fn invite(&self, tenant_id: TenantId, email: &Email, role: Role) -> Result<Member> {
         if role == Role::Owner {
@@ -369,6 +413,10 @@ impl SessionInfo {
     pub fn is(&self, id: &str) -> bool {
         self.id_hash == hash_secret(id)
     }
+}
+
+fn member_not_found() -> ClavisError {
+    ClavisError::new(ErrorCode::MemberNotFound, "this account has no such member")
 }
 
 fn link_invalid() -> ClavisError {

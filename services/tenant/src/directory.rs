@@ -14,7 +14,7 @@ use clavis_core::db::is_unique_violation;
 use clavis_core::ids::{SiteId, TenantId};
 use clavis_core::{ClavisError, ErrorCode, Platform, Result};
 use moka::future::Cache;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use secrecy::SecretString;
 use serde::Serialize;
 use uuid::Uuid;
@@ -133,7 +133,7 @@ impl Directory {
         let now = Utc::now();
         let tenant_id = TenantId::new();
         let settings = TenantSettings::default();
-        let txn = self.platform.db.begin().await?;
+        let txn = clavis_core::db::begin_write(&self.platform.db).await?;
         let conflict = |e: sea_orm::DbErr| {
             if is_unique_violation(&e) {
                 ClavisError::new(ErrorCode::TenantExists, format!("an account for {} already exists", email.as_str()))

@@ -9,7 +9,7 @@ use clavis_core::ids::TenantId;
 use clavis_core::{ClavisError, ErrorCode, Result};
 use moka::future::Cache;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 
 use crate::entity::token_issuers;
 
@@ -35,7 +35,7 @@ impl Issuers {
     /// several keys, like Axinom's `com_key_id`), dropping its earlier names not among them. Refused with 4014, and
     /// nothing changed, when another tenant owns any of them. [`Issuers::claim`] is the one-name case.
     pub async fn claim_many(&self, format: &'static str, issuers: &[String], tenant_id: TenantId) -> Result<()> {
-        let txn = self.db.begin().await?;
+        let txn = clavis_core::db::begin_write(&self.db).await?;
         for issuer in issuers {
             token_issuers::Entity::insert(token_issuers::ActiveModel {
                 format: Set(format.to_owned()),

@@ -246,7 +246,7 @@ pub(crate) fn check_times(tenant: &Tenant, iat: i64, nbf: Option<i64>, exp: i64)
 }
 
 /// A token's `policy` claim (raw until the signature verified), validated.
-pub(crate) fn parse_policy(raw: Option<&RawValue>) -> Result<Policy> {
+pub fn parse_policy(raw: Option<&RawValue>) -> Result<Policy> {
     let policy = match raw {
         None => Policy::default(),
         Some(raw) => clavis_core::http::parse_json::<Policy>(raw.get().as_bytes()).map_err(|e| ClavisError {

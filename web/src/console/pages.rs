@@ -592,9 +592,12 @@ async fn revoke_api_key(
 }
 
 struct MemberRow {
+    user_id: String,
     email: String,
     role: &'static str,
     status: &'static str,
+    /// The viewer of the page may change this member's role or remove them.
+    manageable: bool,
 }
 
 #[derive(Template)]
@@ -620,6 +623,9 @@ async fn render_team(session: &SignedIn, console: &Console, notice: Option<Strin
             } else {
                 "invited"
             },
+            // Admins manage members up to their own role but never themselves; the owner manages everyone else.
+            manageable: m.role != Role::Owner && m.role <= session.member.role && m.user_id != session.member.user_id,
+            user_id: m.user_id.to_string(),
             email: m.email,
             role: m.role.as_str(),
         })
@@ -641,6 +647,60 @@ struct InviteForm {
     email: String,
     #[serde(default)]
     role: String,
+}
+
+#[derive(Deserialize)]
+struct MemberForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// The member a form names, if it is one this member may manage: not the owner, not oneself, not above one's role.
+async fn manageable(session: &SignedIn, console: &Console, user_id: &str) -> Result<clavis_tenant::Member, PageError> {
+    let not_found = || ClavisError::new(ErrorCode::MemberNotFound, "this account has no such member");
+    let user_id = uuid::Uuid::parse_str(user_id).map_err(|_| not_found())?;
+    let member = console.accounts.member(session.tenant.id, user_id).await?.ok_or_else(not_found)?;
+    if member.user_id == session.member.user_id || member.role == Role::Owner || member.role > session.member.role {
+        return Err(ClavisError::new(ErrorCode::RoleForbidden, "you cannot change this member").into());
+    }
+    Ok(member)
+}
+
+#[post("/console/team/{user_id}/role")]
+async fn change_role(
+    session: SignedIn,
+    data: web::Data<Console>,
+    path: web::Path<String>,
+    form: web::Form<MemberForm>,
+) -> Page {
+    session.require(Role::Admin)?;
+    session.check_csrf(&form.csrf)?;
+    let console = console(&data);
+    let member = manageable(&session, console, &path).await?;
+    let role =
+        Role::parse(&form.role).ok_or_else(|| ClavisError::invalid("role", "choose admin, developer or viewer"))?;
+    if role > session.member.role {
+        return Err(ClavisError::new(ErrorCode::RoleForbidden, "you cannot give a role above your own").into());
+    }
+    let member = console.accounts.set_role(session.tenant.id, member.user_id, role).await?;
+    render_team(&session, console, Some(format!("{} is now {}.", member.email, role.as_str()))).await
+}
+
+#[post("/console/team/{user_id}/remove")]
+async fn remove_member(
+    session: SignedIn,
+    data: web::Data<Console>,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Page {
+    session.require(Role::Admin)?;
+    session.check_csrf(&form.csrf)?;
+    let console = console(&data);
+    let member = manageable(&session, console, &path).await?;
+    let member = console.accounts.remove_member(session.tenant.id, member.user_id).await?;
+    render_team(&session, console, Some(format!("{} was removed and signed out.", member.email))).await
 }
 
 #[post("/console/team")]
@@ -695,7 +755,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(create_api_key)
         .service(revoke_api_key)
         .service(team)
-        .service(invite);
+        .service(invite)
+        .service(change_role)
+        .service(remove_member);
     super::inspector::configure(cfg);
     super::devices::configure(cfg);
     super::error_codes::configure(cfg);

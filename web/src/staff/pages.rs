@@ -266,7 +266,7 @@ fn parse_tenant_id(raw: &str) -> Result<TenantId, StaffError> {
 
 /// Which integrations hold credentials: names and dates only.
 async fn integrations(vault: &SecretVault, tenant: &Tenant) -> Result<Vec<IntegrationRow>, StaffError> {
-    const KINDS: [(SecretKind, &str); 7] = [
+    const KINDS: [(SecretKind, &str); 9] = [
         (SecretKind::Callback, "Callback mode"),
         (SecretKind::Pallycon, "PallyCon tokens"),
         (SecretKind::Drmtoday, "DRMtoday tokens"),
@@ -274,6 +274,8 @@ async fn integrations(vault: &SecretVault, tenant: &Tenant) -> Result<Vec<Integr
         (SecretKind::FairplayCredentials, "FairPlay credentials"),
         (SecretKind::WidevineSigner, "Widevine key-server signers"),
         (SecretKind::KeySeed, "PlayReady key seed"),
+        (SecretKind::WidevineProxy, "Widevine license proxy"),
+        (SecretKind::PlayreadyProxy, "PlayReady license proxy"),
     ];
     let mut rows = Vec::with_capacity(KINDS.len());
     for (kind, label) in KINDS {

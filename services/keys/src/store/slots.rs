@@ -80,7 +80,7 @@ impl KeyStore {
         }
         let key_for = self.key_maker(tenant_id, source).await?;
         // The content row and its new keys in one transaction: a reader never sees the content without the keys.
-        let txn = self.platform.db.begin().await?;
+        let txn = clavis_core::db::begin_write(&self.platform.db).await?;
         let content_ref = content_ref(&txn, tenant_id, content_id).await?;
         let next_ordinal = content_keys::Entity::find()
             .filter(content_keys::Column::TenantId.eq(tenant_id.0))

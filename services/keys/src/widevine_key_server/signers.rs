@@ -12,7 +12,7 @@ use clavis_core::ids::{TenantId, parse_hex16};
 use clavis_core::{ClavisError, ErrorCode, Platform, Result};
 use clavis_tenant::{SecretKind, SecretVault, TenantAuth};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -129,7 +129,7 @@ fn validate(name: &str, body: SignerBody) -> Result<(StoredSigner, SignerView)> 
 
 /// Make `name` the tenant's, unless another tenant owns it (3023).
 async fn claim(platform: &Platform, tenant_id: TenantId, name: &str) -> Result<()> {
-    let txn = platform.db.begin().await?;
+    let txn = clavis_core::db::begin_write(&platform.db).await?;
     widevine_signers::Entity::insert(widevine_signers::ActiveModel {
         name: Set(name.to_owned()),
         tenant_id: Set(tenant_id.0),

@@ -25,7 +25,7 @@ use clavis_tenant::{Directory, Tenant};
 use josekit::jwk::Jwk;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, Set,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -281,7 +281,7 @@ impl DeviceService {
         // Count and insert as one step per user: without the locks, two first registrations at once could both
         // see room for one more device.
         let _one_at_a_time = self.registrations.lock().await;
-        let txn = self.db.begin().await?;
+        let txn = clavis_core::db::begin_write(&self.db).await?;
         if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
             let digest =
                 clavis_core::crypto::sha256(format!("device-registration\0{}\0{user_id}", tenant.id.0).as_bytes());
@@ -350,7 +350,7 @@ impl DeviceService {
         if existing.state != ACTIVE {
             return Ok(existing.into());
         }
-        let txn = self.db.begin().await?;
+        let txn = clavis_core::db::begin_write(&self.db).await?;
         revoke(&txn, tenant_id, &existing).await?;
         let mut row: devices::ActiveModel = existing.into();
         row.state = Set(RESET.to_owned());
@@ -364,7 +364,7 @@ impl DeviceService {
     /// Remove a device (its current generation is revoked, so its bundles stay refused offline too).
     pub async fn delete(&self, tenant_id: TenantId, device_id: &str) -> Result<()> {
         let existing = self.get(tenant_id, device_id).await?;
-        let txn = self.db.begin().await?;
+        let txn = clavis_core::db::begin_write(&self.db).await?;
         if existing.state == ACTIVE {
             revoke(&txn, tenant_id, &existing).await?;
         }
@@ -505,7 +505,7 @@ impl DeviceService {
         jwe: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        let txn = self.db.begin().await?;
+        let txn = clavis_core::db::begin_write(&self.db).await?;
         device_bundles::Entity::delete_many()
             .filter(device_bundles::Column::TenantId.eq(tenant_id.0))
             .filter(device_bundles::Column::DeviceId.eq(device_id))
