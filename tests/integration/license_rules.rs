@@ -55,6 +55,10 @@ async fn devices_past_the_limit_are_refused_until_one_is_freed_even_when_they_ra
     assert_eq!(app.delete("/api/v1/users/u1/devices/tv", &tenant.api_key).await.status(), 204);
     assert_eq!(license(&app, &token, &kid, &[("X-Clavis-Device", "tablet")]).await.status(), 200);
     assert_problem(app.delete("/api/v1/users/u1/devices/tv", &tenant.api_key).await, 404, 5042).await;
+    // The freed device is new again (its admission moments ago is not remembered): the two others fill the limit.
+    assert_problem(license(&app, &token, &kid, &[("X-Clavis-Device", "tv")]).await, 403, 5041).await;
+    // A remembered device is still admitted without asking the database again.
+    assert_eq!(license(&app, &token, &kid, &[("X-Clavis-Device", "phone")]).await.status(), 200);
 
     // Twenty new devices of another user at once, with room for three: exactly three get a license.
     let token =
@@ -106,6 +110,8 @@ async fn streams_hold_slots_that_renewals_extend_and_that_free_when_they_stop_or
     assert_eq!(app.delete("/api/v1/users/u1/streams/s1", &tenant.api_key).await.status(), 204);
     assert_problem(app.delete("/api/v1/users/u1/streams/s1", &tenant.api_key).await, 404, 5064).await;
     assert_eq!(license(&app, &token, &kid, &[("X-Clavis-Session", "s2")]).await.status(), 200);
+    // The ended stream's renewal moments ago is not remembered: it would be a second stream now.
+    assert_problem(license(&app, &token, &kid, &[("X-Clavis-Session", "s1")]).await, 403, 5063).await;
 
     // When renewals stop, the slot expires: the interval and half again (at least ten seconds) later. The
     // sweeper run at that time frees it, and a new stream gets a session id from Clavis.

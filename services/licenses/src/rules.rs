@@ -10,6 +10,11 @@
 //! Counting and inserting must be one step per user, or two first requests at once would both see room for one
 //! more: each such step runs in a transaction under an in-process lock (one of [`LOCK_STRIPES`], by user) and, on
 //! PostgreSQL, a per-user advisory lock, so the rule holds across instances.
+//!
+//! Admissions are remembered for a few seconds ([`ADMISSION_TTL`]): a playing user's repeated requests on a device
+//! it already has, or renewals of a slot renewed recently, are then memory reads. Only admissions are kept (anything
+//! that could be refused asks the database), and freeing a device or ending a stream forgets them on this instance
+//! at once; on other instances such a device or stream is admitted for at most [`ADMISSION_TTL`] more.
 
 use std::time::Duration;
 
@@ -40,6 +45,10 @@ pub const MAX_ID_LEN: usize = 128;
 const LOCK_STRIPES: usize = 64;
 /// A device's `last_seen` is written at most this often.
 const LAST_SEEN_RESOLUTION_MS: i64 = 60_000;
+/// How long an admission the database confirmed is remembered (see the module docs).
+pub const ADMISSION_TTL: Duration = Duration::from_secs(5);
+/// Most admissions remembered at once, per kind.
+const ADMISSION_CAPACITY: u64 = 200_000;
 /// How often expired stream slots are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -206,15 +215,37 @@ fn slot_seconds(policy: &Policy) -> Option<u64> {
     }
 }
 
+/// (tenant, user, device or stream id): the key of a remembered admission.
+type AdmissionKey = (uuid::Uuid, String, String);
+
+fn admission_cache<V: Clone + Send + Sync + 'static>() -> moka::sync::Cache<AdmissionKey, V> {
+    moka::sync::Cache::builder().max_capacity(ADMISSION_CAPACITY).time_to_live(ADMISSION_TTL).build()
+}
+
+/// A slot this instance renewed or saw renewed.
+#[derive(Clone)]
+struct FreshSlot {
+    renewed_ms: i64,
+    device_id: Option<String>,
+}
+
 pub struct Rules {
     db: DatabaseConnection,
     replay: ReplayGuard,
     stripes: Vec<tokio::sync::Mutex<()>>,
+    known_devices: moka::sync::Cache<AdmissionKey, ()>,
+    fresh_slots: moka::sync::Cache<AdmissionKey, FreshSlot>,
 }
 
 impl Rules {
     pub fn new(db: DatabaseConnection, replay: ReplayGuard) -> Rules {
-        Rules { db, replay, stripes: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect() }
+        Rules {
+            db,
+            replay,
+            stripes: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            known_devices: admission_cache(),
+            fresh_slots: admission_cache(),
+        }
     }
 
     /// Every rule in order: message time, rollback, message replay, device limit, stream limit. The first refusal
@@ -349,6 +380,10 @@ impl Rules {
         now_ms: i64,
     ) -> std::result::Result<(), Refusal> {
         let (tenant, user) = (subject.tenant_id, subject.user_id);
+        let remembered: AdmissionKey = (tenant.0, user.to_owned(), device_id.to_owned());
+        if self.known_devices.contains_key(&remembered) {
+            return Ok(());
+        }
         // A known device is the common case: a read, and a write only when `last_seen` is stale (so licenses do not
         // queue for the database's write lock one after another).
         let known = license_devices::Entity::find_by_id((tenant.0, user.to_owned(), device_id.to_owned()))
@@ -364,6 +399,7 @@ impl Rules {
                     .exec(&self.db)
                     .await?;
             }
+            self.known_devices.insert(remembered, ());
             return Ok(());
         }
         let _one_at_a_time = self.stripe(tenant, user).lock().await;
@@ -422,6 +458,7 @@ impl Rules {
         .exec_without_returning(&txn)
         .await?;
         txn.commit().await?;
+        self.known_devices.insert((tenant.0, user.to_owned(), device_id.to_owned()), ());
         Ok(())
     }
 
@@ -443,12 +480,19 @@ impl Rules {
         // last extension (its expiry then still lies well over one renewal interval ahead), so renewals that come
         // faster than that are reads.
         let slot_ms = expires.saturating_sub(now_ms);
+        let remembered: AdmissionKey = (tenant.0, user.to_owned(), stream_id.clone());
+        let fresh = |renewed_ms: i64| now_ms.saturating_sub(renewed_ms) < slot_ms / 6;
+        if self.fresh_slots.get(&remembered).is_some_and(|slot| fresh(slot.renewed_ms)) {
+            return Ok(Admission { stream_id: Some(stream_id), new_stream: false });
+        }
         let active = stream_slots::Entity::find_by_id((tenant.0, user.to_owned(), stream_id.clone()))
             .one(&self.db)
             .await?
             .filter(|slot| slot.expires_ms > now_ms);
         if let Some(slot) = active {
-            if now_ms.saturating_sub(slot.renewed_ms) < slot_ms / 6 {
+            if fresh(slot.renewed_ms) {
+                self.fresh_slots
+                    .insert(remembered, FreshSlot { renewed_ms: slot.renewed_ms, device_id: slot.device_id });
                 return Ok(Admission { stream_id: Some(stream_id), new_stream: false });
             }
             let renewed = stream_slots::Entity::update_many()
@@ -461,6 +505,7 @@ impl Rules {
                 .exec(&self.db)
                 .await?;
             if renewed.rows_affected > 0 {
+                self.fresh_slots.insert(remembered, FreshSlot { renewed_ms: now_ms, device_id: slot.device_id });
                 return Ok(Admission { stream_id: Some(stream_id), new_stream: false });
             }
             // Swept between the read and the update: it needs a slot of its own again, below.
@@ -520,6 +565,7 @@ impl Rules {
             .exec_without_returning(&txn)
             .await?;
         txn.commit().await?;
+        self.fresh_slots.insert(remembered, FreshSlot { renewed_ms: now_ms, device_id: facts.device_id.clone() });
         Ok(Admission { stream_id: Some(stream_id), new_stream: true })
     }
 
@@ -531,6 +577,7 @@ impl Rules {
             .filter(stream_slots::Column::StreamId.eq(stream_id))
             .exec(&self.db)
             .await?;
+        self.fresh_slots.invalidate(&(tenant_id.0, user_id.to_owned(), stream_id.to_owned()));
         Ok(deleted.rows_affected > 0)
     }
 
@@ -569,7 +616,25 @@ impl Rules {
             .exec(&txn)
             .await?;
         txn.commit().await?;
+        self.forget_device(tenant_id, user_id, device_id);
         Ok(deleted.rows_affected > 0)
+    }
+
+    /// Forget this instance's admissions of the device and of its streams (once the database no longer has them, so
+    /// the next request asks it and finds them gone).
+    fn forget_device(&self, tenant_id: TenantId, user_id: &str, device_id: &str) {
+        self.known_devices.invalidate(&(tenant_id.0, user_id.to_owned(), device_id.to_owned()));
+        let streams: Vec<AdmissionKey> = self
+            .fresh_slots
+            .iter()
+            .filter(|(key, slot)| {
+                key.0 == tenant_id.0 && key.1 == user_id && slot.device_id.as_deref() == Some(device_id)
+            })
+            .map(|(key, _)| (*key).clone())
+            .collect();
+        for key in streams {
+            self.fresh_slots.invalidate(&key);
+        }
     }
 
     /// The user's active streams, newest first.
