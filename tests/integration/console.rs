@@ -509,6 +509,29 @@ async fn sign_in_makes_a_new_session_id_and_sessions_can_all_be_ended() {
 }
 
 #[tokio::test]
+async fn sign_ups_from_one_address_are_limited_per_hour() {
+    let app = TestApp::spawn().await;
+    let mut visitor = Visitor::new(&app);
+    // Every attempt counts, a refused one too: each could send a mail.
+    for i in 0..clavis_web::MAX_SIGNUPS_PER_IP_PER_HOUR {
+        let email = format!("not an email {i}");
+        let answer = visitor
+            .submit("/signup", "/signup", &[("organization", "Flood"), ("email", &email), ("password", PASSWORD)])
+            .await;
+        assert_ne!(answer.status, 429, "attempt {i}: {}", answer.body);
+    }
+    let email = unique_email("flood");
+    let answer = visitor
+        .submit("/signup", "/signup", &[("organization", "Flood"), ("email", &email), ("password", PASSWORD)])
+        .await;
+    assert_eq!((answer.status, answer.code.as_deref()), (429, Some("2027")), "{}", answer.body);
+    let mails: Vec<String> = std::fs::read_dir(outbox(&app))
+        .map(|dir| dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).collect())
+        .unwrap_or_default();
+    assert!(mails.iter().all(|mail| !mail.contains(&email)), "no mail for a refused sign-up");
+}
+
+#[tokio::test]
 async fn cookies_are_secure_when_the_public_url_is_https() {
     let app = TestApp::spawn_with(ServiceSet::ALL, |config| {
         config.public_url = Some("https://clavis.example.com".into());
@@ -586,6 +609,25 @@ async fn api_keys_are_shown_once_work_and_can_be_revoked() {
     let page = owner.get("/console/api-keys").await;
     assert!(!page.body.contains(&key), "the key is shown only once");
     assert!(page.body.contains("packager"));
+
+    // The list says when each key was last used: "never" until a request, then its time (written off the request
+    // path, so poll briefly).
+    let row_of = |body: &str| body.split("<tr>").find(|row| row.contains("packager")).unwrap_or_default().to_owned();
+    let mut used = String::new();
+    for _ in 0..50 {
+        used = row_of(&owner.get("/console/api-keys").await.body);
+        if !used.contains("never") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let year = chrono::Utc::now().format("%Y").to_string();
+    assert!(!used.contains("never") && used.matches(&year).count() >= 2, "created and last used: {used}");
+    let (_, unused) = create_key(&mut owner, "spare").await;
+    let spare = owner.get("/console/api-keys").await.body;
+    let spare = spare.split("<tr>").find(|row| row.contains("spare")).unwrap();
+    assert!(spare.contains("never"), "{spare}");
+    drop(unused);
 
     let revoked = owner.submit("/console/api-keys", &format!("/console/api-keys/{id}/revoke"), &[]).await;
     assert_eq!(revoked.status, 303);

@@ -210,6 +210,15 @@ async fn staff_view_every_tenant_without_secrets_suspend_and_resume_and_the_tena
     assert!(page.body.contains("default-policy"));
     assert!(page.body.contains("audited-movie") && page.body.contains("viewer-1"), "the license log");
     assert!(page.body.contains("id=\"refusal-5002\""), "the refusal counts: {}", page.body);
+    // The tenant's dashboard chart and counts by DRM, as the tenant sees them on its own dashboard.
+    assert!(page.body.contains("<svg id=\"license-chart\""), "{}", page.body);
+    assert!(page.body.contains("1 licenses issued and 1 denied in the last 24 hours"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("id=\"drm-clearkey\"><td>clearkey</td><td class=\"issued\">1</td><td class=\"denied\">1</td>"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains(&owner_a), "the members");
     for secret in [PALLYCON_SITE_KEY, PALLYCON_ACCESS_KEY, a.api_key.as_str()] {
         assert!(!page.body.contains(secret), "a secret value is on the staff page");

@@ -12,7 +12,7 @@ mod console;
 mod mail;
 mod staff;
 
-pub use console::{Console, LOCKOUT, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP};
+pub use console::{Console, LOCKOUT, MAX_FAILURES_PER_ACCOUNT, MAX_FAILURES_PER_IP, MAX_SIGNUPS_PER_IP_PER_HOUR};
 pub use mail::Mailer;
 pub use staff::StaffConsole;
 

@@ -35,27 +35,27 @@ const RANGES: [Range; 2] = [
     Range { name: "7d", label: "last 7 days", buckets: 28, bucket_ms: 6 * HOUR_MS },
 ];
 
-struct Bar {
-    x: u32,
-    issued_y: u32,
-    issued_height: u32,
-    denied_y: u32,
-    denied_height: u32,
-    title: String,
+pub(crate) struct Bar {
+    pub(crate) x: u32,
+    pub(crate) issued_y: u32,
+    pub(crate) issued_height: u32,
+    pub(crate) denied_y: u32,
+    pub(crate) denied_height: u32,
+    pub(crate) title: String,
 }
 
-struct AxisLabel {
-    x: u32,
-    text: String,
+pub(crate) struct AxisLabel {
+    pub(crate) x: u32,
+    pub(crate) text: String,
 }
 
-/// The chart, laid out in Rust so the template only draws rectangles.
-struct Chart {
-    bars: Vec<Bar>,
-    labels: Vec<AxisLabel>,
-    max: u64,
-    bar_width: u32,
-    summary: String,
+/// The chart, laid out in Rust so the template (`chart.html`, shared with the support console) only draws rectangles.
+pub(crate) struct Chart {
+    pub(crate) bars: Vec<Bar>,
+    pub(crate) labels: Vec<AxisLabel>,
+    pub(crate) max: u64,
+    pub(crate) bar_width: u32,
+    pub(crate) summary: String,
 }
 
 const CHART_WIDTH: u32 = 720;
@@ -101,10 +101,10 @@ fn chart(range: Range, now_ms: i64, per_bucket: &BTreeMap<i64, (u64, u64)>) -> C
     }
 }
 
-struct DrmRow {
-    drm: String,
-    issued: u64,
-    denied: u64,
+pub(crate) struct DrmRow {
+    pub(crate) drm: String,
+    pub(crate) issued: u64,
+    pub(crate) denied: u64,
 }
 
 struct CodeRow {
@@ -124,6 +124,39 @@ struct DashboardPage {
     codes: Vec<CodeRow>,
 }
 
+/// The tenant's licenses over the range: where it starts, the chart, and the counts by DRM.
+async fn activity(
+    service: &LicenseService,
+    tenant_id: clavis_core::ids::TenantId,
+    range: Range,
+) -> Result<(i64, Chart, Vec<DrmRow>), ClavisError> {
+    let now_ms = Utc::now().timestamp_millis();
+    let since = (now_ms / range.bucket_ms - (range.buckets - 1)) * range.bucket_ms;
+    let activity = service.log().activity(tenant_id, since, range.bucket_ms).await?;
+    let mut per_bucket: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    let mut per_drm: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for a in &activity {
+        for entry in [per_bucket.entry(a.bucket_start_ms).or_default(), per_drm.entry(a.drm.clone()).or_default()] {
+            if a.issued {
+                entry.0 += a.count;
+            } else {
+                entry.1 += a.count;
+            }
+        }
+    }
+    let drms = per_drm.into_iter().map(|(drm, (issued, denied))| DrmRow { drm, issued, denied }).collect();
+    Ok((since, chart(range, now_ms, &per_bucket), drms))
+}
+
+/// The last 24 hours, as the dashboard's default range shows them (the support console's tenant page).
+pub(crate) async fn last_day(
+    service: &LicenseService,
+    tenant_id: clavis_core::ids::TenantId,
+) -> Result<(Chart, Vec<DrmRow>), ClavisError> {
+    let (_, chart, drms) = activity(service, tenant_id, RANGES[0]).await?;
+    Ok((chart, drms))
+}
+
 #[derive(Deserialize)]
 struct DashboardQuery {
     #[serde(default)]
@@ -139,20 +172,7 @@ async fn dashboard(
 ) -> Page {
     session.require(Role::Viewer)?;
     let range = RANGES.iter().copied().find(|r| r.name == query.range).unwrap_or(RANGES[0]);
-    let now_ms = Utc::now().timestamp_millis();
-    let since = (now_ms / range.bucket_ms - (range.buckets - 1)) * range.bucket_ms;
-    let activity = service.log().activity(session.tenant.id, since, range.bucket_ms).await?;
-    let mut per_bucket: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
-    let mut per_drm: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for a in &activity {
-        for entry in [per_bucket.entry(a.bucket_start_ms).or_default(), per_drm.entry(a.drm.clone()).or_default()] {
-            if a.issued {
-                entry.0 += a.count;
-            } else {
-                entry.1 += a.count;
-            }
-        }
-    }
+    let (since, chart, drms) = activity(&service, session.tenant.id, range).await?;
     let mut codes: Vec<CodeRow> = service
         .log()
         .refusals_by_code(session.tenant.id, since)
@@ -172,8 +192,8 @@ async fn dashboard(
             shell: session.shell(),
             key_count: keys.iter().filter(|k| k.revoked_at.is_none()).count(),
             range: range.name,
-            chart: chart(range, now_ms, &per_bucket),
-            drms: per_drm.into_iter().map(|(drm, (issued, denied))| DrmRow { drm, issued, denied }).collect(),
+            chart,
+            drms,
             codes,
         },
     )

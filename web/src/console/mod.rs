@@ -12,7 +12,7 @@
 //!   instance's memory (moka caches with a time-to-live), which is what a lockout window needs; behind several
 //!   instances each counts on its own.
 
-mod activity;
+pub(crate) mod activity;
 pub(crate) mod audit;
 mod devices;
 mod drm;

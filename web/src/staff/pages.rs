@@ -255,6 +255,8 @@ struct TenantPage {
     keys: Vec<KeyRow>,
     log: Vec<LogLine>,
     refusals: Vec<RefusalRow>,
+    chart: crate::console::activity::Chart,
+    drms: Vec<crate::console::activity::DrmRow>,
     audit: Vec<AuditRow>,
 }
 
@@ -367,6 +369,7 @@ async fn tenant_page(
         })
         .collect();
     refusals.sort_by(|a, b| b.count.cmp(&a.count).then(a.code.cmp(&b.code)));
+    let (chart, drms) = crate::console::activity::last_day(&licenses, tenant_id).await?;
     let audit = directory.staff_audit(tenant_id, AUDIT_ROWS_TENANT).await?.into_iter().map(AuditRow::from).collect();
     let page = TenantPage {
         shell: session.shell(),
@@ -386,6 +389,8 @@ async fn tenant_page(
         keys,
         log,
         refusals,
+        chart,
+        drms,
         audit,
     };
     html(StatusCode::OK, &page)
