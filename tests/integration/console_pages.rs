@@ -753,6 +753,40 @@ async fn the_fairplay_page_uploads_the_development_credentials_says_what_it_chec
     }
     let listed: Value = app.get("/api/v1/fairplay/credentials", &tenant.api_key).await.json().await.unwrap();
     assert_eq!((listed[0]["sha1"].as_str(), listed[0]["d_function"].as_str()), (Some(DEV_CERT_SHA1), Some("fixed")));
+    // The expiry date in words: Apple's development certificate has expired, and the page says so with its date.
+    let not_after: chrono::DateTime<chrono::Utc> = listed[0]["not_after"].as_str().unwrap().parse().unwrap();
+    let expiry = format!(
+        "{} {}",
+        if not_after < chrono::Utc::now() { "The certificate expired on" } else { "The certificate is valid until" },
+        not_after.format("%Y-%m-%d %H:%M UTC")
+    );
+    assert!(uploaded.body.contains(&expiry), "{expiry}: {}", uploaded.body);
+
+    // A password-protected key (PKCS#8, PBES2): refused without its password or with a wrong one, naming the
+    // password field; accepted with it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dev.pem"), &key).unwrap();
+    let status = std::process::Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-in", "dev.pem", "-out", "enc.pem", "-v2", "aes-256-cbc", "-passout", "pass:s3cret"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let encrypted = std::fs::read(dir.path().join("enc.pem")).unwrap();
+    let files = [("certificate", cert.clone()), ("private_key", encrypted)];
+    for password in ["", "wrong"] {
+        let mut fields = fixed.to_vec();
+        fields.push(("private_key_password", password));
+        let answer = owner.post_multipart("/console/fairplay", fairplay_form(&csrf, &files, &fields)).await;
+        assert_eq!(answer.status, 422, "{password:?}: {}", answer.body);
+        assert!(answer.body.contains("(5015): private_key_password"), "{}", answer.body);
+    }
+    let mut fields = fixed.to_vec();
+    fields.push(("private_key_password", "s3cret"));
+    let opened = owner.post_multipart("/console/fairplay", fairplay_form(&csrf, &files, &fields)).await;
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    assert!(opened.body.contains("the private key matches the certificate"), "{}", opened.body);
+    assert!(!opened.body.contains("s3cret"), "the password is not shown");
     let served =
         app.http.get(app.url(&format!("/license/fairplay/certificate/{}", tenant.site_id))).send().await.unwrap();
     assert_eq!(served.bytes().await.unwrap().as_ref(), cert.as_slice(), "players get the uploaded certificate");
