@@ -9,6 +9,7 @@ mod console;
 mod console_pages;
 mod cpix;
 mod devices;
+mod doc_snippets;
 mod fairplay;
 mod foreign_tokens;
 mod helm;

@@ -28,6 +28,24 @@ async fn metrics_count_requests_and_licenses() {
     assert!(body.contains("clavis_license_duration_seconds_bucket"), "{body}");
     assert!(body.contains("clavis_db_pool_connections{state=\"idle\"}"), "{body}");
     assert!(body.contains("clavis_db_pool_connections{state=\"busy\"}"), "{body}");
+
+    // An issued license: its count and latency per DRM and outcome; the key and token API calls that led to it,
+    // per route (their rates).
+    let tenant = app.create_tenant("Metrics").await;
+    let keys = app.create_keys(&tenant, json!({"content_id": "metered", "tracks": ["SD"]})).await;
+    let kid = keys["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let token = app.token_for(&tenant, "viewer", "metered").await;
+    assert_eq!(app.clearkey(&token, &[&kid]).await.status(), 200);
+    let body = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for series in [
+        "clavis_licenses_total{drm=\"clearkey\",outcome=\"issued\",code=\"0\"}",
+        "clavis_license_duration_seconds_bucket{drm=\"clearkey\",outcome=\"issued\",le=",
+        "clavis_license_duration_seconds_bucket{drm=\"clearkey\",outcome=\"denied\",le=",
+        "clavis_http_requests_total{method=\"POST\",route=\"/api/v1/keys\",status=\"201\"}",
+        "clavis_http_requests_total{method=\"POST\",route=\"/api/v1/tokens\",status=\"201\"}",
+    ] {
+        assert!(body.contains(series), "{series} in {body}");
+    }
 }
 
 #[tokio::test]
