@@ -32,7 +32,7 @@ pub(crate) enum Behaviour {
 
 /// One request as the backend received it.
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     request_line: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
@@ -40,11 +40,11 @@ struct Received {
 }
 
 impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
-    fn facts(&self) -> Value {
+    pub(crate) fn facts(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
     }
 }
@@ -81,11 +81,11 @@ impl Backend {
         Backend { url, behaviour, received }
     }
 
-    fn set(&self, behaviour: Behaviour) {
+    pub(crate) fn set(&self, behaviour: Behaviour) {
         *self.behaviour.lock().unwrap() = behaviour;
     }
 
-    fn last(&self) -> Received {
+    pub(crate) fn last(&self) -> Received {
         self.received.lock().unwrap().last().cloned().expect("the backend received a request")
     }
 
@@ -171,7 +171,7 @@ async fn serve(mut socket: tokio::net::TcpStream, behaviour: Arc<Mutex<Behaviour
     socket.write_all(response.as_bytes()).await.ok();
 }
 
-async fn spawn_allowing_private() -> TestApp {
+pub(crate) async fn spawn_allowing_private() -> TestApp {
     TestApp::spawn_with(ServiceSet::ALL, |config| config.callback_allow_private_networks = true).await
 }
 
@@ -183,7 +183,7 @@ async fn tenant_with_content(app: &TestApp, name: &str) -> (TestTenant, Vec<Stri
     (tenant, kids)
 }
 
-async fn configure(app: &TestApp, tenant: &TestTenant, url: &str) {
+pub(crate) async fn configure(app: &TestApp, tenant: &TestTenant, url: &str) {
     let response = app
         .put(
             "/api/v1/integrations/callback",

@@ -713,3 +713,49 @@ fn apple_sample_d_hash(r2: &[u8]) -> [u8; 16] {
     block[60..64].copy_from_slice(&sums[1].to_le_bytes());
     sha1(&block)[..16].try_into().unwrap()
 }
+
+#[tokio::test]
+async fn callback_mode_opens_the_spc_with_the_tenants_credentials_and_asks_its_backend_about_the_asset() {
+    use crate::callback::{Backend, Behaviour};
+    let app = crate::callback::spawn_allowing_private().await;
+    let tenant = app.create_tenant("Callback FairPlay").await;
+    upload_dev_credentials(&app, &tenant, SDK_DASK).await;
+    import_key(&app, &tenant, "one", "31313131313131313131313131313131", "546865517569636b42726f776e466f78").await;
+    let backend = Backend::start(Behaviour::Allow(json!({"license_duration_seconds": 600}))).await;
+    crate::callback::configure(&app, &tenant, &backend.url).await;
+    let spc = std::fs::read(sdk_dir().join("verification/FPS/spc2.bin")).unwrap();
+    let send = |value: String, spc: Vec<u8>| {
+        let request = app
+            .http
+            .post(app.url(&format!("/license/fairplay?callback={value}")))
+            .header("content-type", "application/octet-stream")
+            .header("accept", "application/octet-stream")
+            .body(spc);
+        async move { request.send().await.unwrap() }
+    };
+
+    // No token: the callback value names the tenant, the SPC its asset, and the backend allows it.
+    let ckc = ckc_of(send(format!("{}.fp-session", tenant.site_id), spc.clone()).await, Carrier::Raw).await;
+    assert!(ckc.len() > 100, "a CKC");
+    let facts = backend.last().facts();
+    assert_eq!((facts["drm"].as_str(), facts["content_id"].as_str()), (Some("fairplay"), Some("one")), "{facts}");
+    assert_eq!(facts["session"], "fp-session");
+    assert_eq!(facts["site_id"], tenant.site_id);
+
+    // The backend's refusal is the answer.
+    backend.set(Behaviour::Deny("no subscription"));
+    let denied = send(format!("{}.fp-session", tenant.site_id), spc.clone()).await;
+    let body = assert_problem(denied, 403, 5030).await;
+    assert!(body["detail"].as_str().unwrap().contains("no subscription"), "{body}");
+
+    // Another tenant's site id: its credentials do not include the SPC's certificate, so the SPC is refused before
+    // any backend is asked; a broken SPC likewise.
+    let other = app.create_tenant("Other FairPlay").await;
+    let asked = backend.count();
+    assert_problem(send(format!("{}.fp-session", other.site_id), spc.clone()).await, 400, 5011).await;
+    assert_problem(send(format!("{}.fp-session", tenant.site_id), spc[..100].to_vec()).await, 400, 5010).await;
+    assert_eq!(backend.count(), asked, "no callback for an SPC that cannot be opened");
+    let log = app.license_log(&tenant).await;
+    assert!(log.iter().any(|r| r["outcome"] == "issued" && r["drm"] == "fairplay" && r["content_id"] == "one"));
+    assert!(log.iter().any(|r| r["error_code"] == 5030), "{log:?}");
+}

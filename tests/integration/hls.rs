@@ -379,3 +379,36 @@ async fn shaka_packager_writes_the_drm_lines_clavis_signals() {
     );
     assert_eq!(lines, [text(&hls["fairplay"])]);
 }
+
+#[tokio::test]
+async fn callback_mode_serves_the_key_of_the_uri_when_the_backend_allows_it() {
+    use crate::callback::{Backend, Behaviour};
+    let app = crate::callback::spawn_allowing_private().await;
+    let tenant = app.create_tenant("Callback HLS").await;
+    let created = app.create_keys(&tenant, json!({"content_id": "movie-1"})).await;
+    let other = app.create_keys(&tenant, json!({"content_id": "movie-2"})).await;
+    let (kid, key) = (text(&created["keys"][0]["kid"]).to_owned(), text(&created["keys"][0]["key"]).to_owned());
+    let backend = Backend::start(Behaviour::Allow(json!({}))).await;
+    crate::callback::configure(&app, &tenant, &backend.url).await;
+    let uri = |content: &str, kid: &str| {
+        format!(
+            "{}/license/hls-aes/{}/{content}/{kid}?callback={}.hls-session",
+            app.base, tenant.site_id, tenant.site_id
+        )
+    };
+
+    // The key URI carries the callback value (a player fetching it sends no headers of ours).
+    let answer = app.http.get(uri("movie-1", &kid)).send().await.unwrap();
+    assert_key(answer, &key).await;
+    let facts = backend.last().facts();
+    assert_eq!((facts["drm"].as_str(), facts["content_id"].as_str()), (Some("hls-aes"), Some("movie-1")), "{facts}");
+    assert_eq!(facts["kids"], json!([kid]));
+    assert_eq!(facts["session"], "hls-session");
+
+    // A URI whose KID belongs to another content than it names is refused after the backend allowed that KID's
+    // content; the backend's refusal is the answer.
+    let other_kid = text(&other["keys"][0]["kid"]).to_owned();
+    assert_problem(app.http.get(uri("movie-1", &other_kid)).send().await.unwrap(), 403, 4008).await;
+    backend.set(Behaviour::Deny("rental over"));
+    assert_problem(app.http.get(uri("movie-1", &kid)).send().await.unwrap(), 403, 5030).await;
+}

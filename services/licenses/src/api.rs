@@ -98,7 +98,7 @@ pub(crate) fn story(req: &HttpRequest, drm: Drm) -> Story {
 /// catalog code in `X-Clavis-Error`.
 #[utoipa::path(
     post, path = "/license/clearkey", tag = "licenses",
-    params(("token" = Option<String>, Query, description = "The license token, when not sent in X-Clavis-Token")),
+    params(("token" = Option<String>, Query, description = "The license token, when not sent in X-Clavis-Token"), ("callback" = Option<String>, Query, description = "Callback mode: `<site_id>.<session>`, when not sent in X-Clavis-Callback")),
     request_body(content = String, content_type = "application/json", description = "The EME ClearKey license request"),
     responses(
         (status = 200, description = "The ClearKey license (JWK set, base64url without padding)", content_type = "application/json"),

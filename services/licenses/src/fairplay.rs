@@ -437,17 +437,25 @@ impl LicenseService {
         vault: &SecretVault,
         body: &[u8],
     ) -> Result<Vec<u8>> {
-        let verified = self.authorize(story, token).await?;
-        story.set_rule("request");
-        let spc = spc_from_body(body)?;
-        let container = SpcContainer::parse(&spc).map_err(spc_error)?;
-        story.set_rule("fairplay.certificate");
-        let provider = self.fairplay_providers().get(vault, verified.tenant.id, &container.certificate_sha1).await?;
-        story.set_rule("fairplay.spc");
-        let opened = provider.open(&container).map_err(spc_error)?;
+        // In callback mode the value names the tenant and only the SPC names the content, so the SPC is opened with
+        // the tenant's credentials first and the tenant's backend is asked about its asset. A token names both, so
+        // in token mode the token is checked before any RSA work.
+        let callback_site = story.callback.as_ref().map(|value| value.site_id);
+        let (verified, opened, asset) = if let Some(site_id) = callback_site {
+            story.set_rule("tenant");
+            let tenant = self.callbacks().directory().by_site_id(site_id).await?.ok_or_else(|| {
+                ClavisError::new(ErrorCode::TenantNotFound, format!("no tenant has site id {site_id}"))
+            })?;
+            tenant.ensure_active()?;
+            let (opened, asset) = self.open_spc(story, vault, tenant.id, body).await?;
+            story.content_id = Some(asset.as_str().to_owned());
+            (self.authorize(story, None).await?, opened, asset)
+        } else {
+            let verified = self.authorize(story, token).await?;
+            let (opened, asset) = self.open_spc(story, vault, verified.tenant.id, body).await?;
+            (verified, opened, asset)
+        };
         story.set_rule("content");
-        let asset = ContentId::from_wire_bytes(&opened.asset_id)
-            .map_err(|e| ClavisError::new(ErrorCode::FairplaySpcMalformed, format!("asset id: {}", e.detail)))?;
         if asset != verified.content_id {
             return Err(ClavisError::new(
                 ErrorCode::TokenContentMismatch,
@@ -466,6 +474,27 @@ impl LicenseService {
         let admission = self.admit(story, &verified).await?;
         self.settle(story, &verified, &admission).await?;
         Ok(ckc)
+    }
+
+    /// The SPC in `body`, opened with the tenant's credentials for the certificate it names, and its asset id.
+    async fn open_spc(
+        &self,
+        story: &mut Story,
+        vault: &SecretVault,
+        tenant_id: clavis_core::ids::TenantId,
+        body: &[u8],
+    ) -> Result<(clavis_fairplay::OpenedSpc, ContentId)> {
+        story.set_rule("request");
+        let spc = spc_from_body(body)?;
+        let container = SpcContainer::parse(&spc).map_err(spc_error)?;
+        story.set_rule("fairplay.certificate");
+        let provider = self.fairplay_providers().get(vault, tenant_id, &container.certificate_sha1).await?;
+        story.set_rule("fairplay.spc");
+        let opened = provider.open(&container).map_err(spc_error)?;
+        story.set_rule("content");
+        let asset = ContentId::from_wire_bytes(&opened.asset_id)
+            .map_err(|e| ClavisError::new(ErrorCode::FairplaySpcMalformed, format!("asset id: {}", e.detail)))?;
+        Ok((opened, asset))
     }
 
     async fn fairplay_key(
@@ -504,7 +533,7 @@ impl LicenseService {
 /// every license endpoint. Answers the CKC in base64, or raw with `Accept: application/octet-stream`.
 #[utoipa::path(
     post, path = "/license/fairplay", tag = "fairplay",
-    params(("token" = Option<String>, Query, description = "The license token, when not sent in X-Clavis-Token")),
+    params(("token" = Option<String>, Query, description = "The license token, when not sent in X-Clavis-Token"), ("callback" = Option<String>, Query, description = "Callback mode: `<site_id>.<session>`, when not sent in X-Clavis-Callback")),
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`spc=<base64 SPC>`, or the raw SPC (application/octet-stream), or the SPC in base64"),
     responses(
         (status = 200, description = "The CKC, base64 (raw with Accept: application/octet-stream)", content_type = "text/plain"),
@@ -540,6 +569,7 @@ pub(crate) async fn ksm_answer(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("application/octet-stream"));
     let result = async {
+        story.callback = crate::api::callback_from(req)?;
         story.read_facts(req.headers())?;
         service.fairplay(&mut story, token.as_ref().map(RawToken::credential), vault, &body?).await
     }

@@ -22,6 +22,7 @@ use crate::service::LicenseService;
         ("content_id" = String, Path, description = "The content id, percent-encoded as one path segment"),
         ("kid" = String, Path, description = "The key's KID: 32 hex digits (a UUID with dashes is accepted)"),
         ("token" = Option<String>, Query, description = "The license token, when not sent in X-Clavis-Token"),
+        ("callback" = Option<String>, Query, description = "Callback mode: `<site_id>.<session>`, when not sent in X-Clavis-Callback"),
     ),
     responses(
         (status = 200, description = "The 16 key bytes (Cache-Control: no-store)", content_type = "application/octet-stream"),
@@ -39,12 +40,12 @@ pub async fn hls_aes(
     let (site_id, content_id, kid) = path.into_inner();
     let mut story = crate::api::story(&req, Drm::HlsAes);
     let token = token_from(&req);
-    let result = match story.read_facts(req.headers()) {
-        Ok(()) => {
-            service.hls_aes(&mut story, token.as_ref().map(RawToken::credential), &site_id, &content_id, &kid).await
-        }
-        Err(e) => Err(e),
-    };
+    let result = async {
+        story.callback = crate::api::callback_from(&req)?;
+        story.read_facts(req.headers())?;
+        service.hls_aes(&mut story, token.as_ref().map(RawToken::credential), &site_id, &content_id, &kid).await
+    }
+    .await;
     let mut response = service.finish(story, result, "application/octet-stream").await;
     // A key must never sit in a shared cache, and a refusal must not be replayed from one either.
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -116,7 +116,7 @@ pub struct Story {
     started: Instant,
     tenant: Option<Arc<Tenant>>,
     user_id: Option<String>,
-    content_id: Option<String>,
+    pub(crate) content_id: Option<String>,
     kids: Vec<Kid>,
     /// The rule being applied; when a step fails, the rule that refused.
     rule: &'static str,
@@ -439,14 +439,20 @@ impl LicenseService {
                 ),
             ));
         }
-        // The content is the one the requested keys belong to (the request names no content itself).
+        // The content is the one the request names (a FairPlay SPC's asset id), else the one the requested keys
+        // belong to.
         story.rule = "content";
-        let first = story.kids.first().copied().ok_or_else(|| {
-            ClavisError::new(ErrorCode::LicenseRequestMalformed, "the license request names no key id")
-        })?;
-        let content_id = self.keys.content_of_kid(tenant.id, &first).await?.ok_or_else(|| {
-            ClavisError::new(ErrorCode::KidNotInContent, format!("KID {first} is not a key of any content"))
-        })?;
+        let content_id = match story.content_id.as_deref() {
+            Some(named) => clavis_core::ids::ContentId::parse(named)?,
+            None => {
+                let first = story.kids.first().copied().ok_or_else(|| {
+                    ClavisError::new(ErrorCode::LicenseRequestMalformed, "the license request names no key id")
+                })?;
+                self.keys.content_of_kid(tenant.id, &first).await?.ok_or_else(|| {
+                    ClavisError::new(ErrorCode::KidNotInContent, format!("KID {first} is not a key of any content"))
+                })?
+            }
+        };
         story.content_id = Some(content_id.as_str().to_owned());
         story.rule = "callback";
         let facts = Facts {

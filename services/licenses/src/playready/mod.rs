@@ -137,7 +137,7 @@ impl LicenseService {
 /// AcquireLicenseResponse; refusals are SOAP faults with the catalog code in `X-Clavis-Error`.
 #[utoipa::path(
     post, path = "/license/playready", tag = "licenses",
-    params(("token" = Option<String>, Query, description = "The license token, when not sent in X-Clavis-Token or CustomData")),
+    params(("token" = Option<String>, Query, description = "The license token, when not sent in X-Clavis-Token or CustomData"), ("callback" = Option<String>, Query, description = "Callback mode: `<site_id>.<session>`, when not sent in X-Clavis-Callback")),
     request_body(content = String, content_type = "text/xml", description = "The PlayReady license challenge"),
     responses(
         (status = 200, description = "The PlayReady server's AcquireLicenseResponse", content_type = "text/xml"),

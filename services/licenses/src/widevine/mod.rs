@@ -325,7 +325,7 @@ impl LicenseService {
 /// request id.
 #[utoipa::path(
     post, path = "/license/widevine", tag = "licenses",
-    params(("token" = Option<String>, Query, description = "The license token, when not sent in X-Clavis-Token")),
+    params(("token" = Option<String>, Query, description = "The license token, when not sent in X-Clavis-Token"), ("callback" = Option<String>, Query, description = "Callback mode: `<site_id>.<session>`, when not sent in X-Clavis-Callback")),
     request_body(content = String, content_type = "application/octet-stream", description = "The Widevine CDM's license request"),
     responses(
         (status = 200, description = "The Widevine license", content_type = "application/octet-stream"),
