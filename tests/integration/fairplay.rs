@@ -758,4 +758,5 @@ async fn callback_mode_opens_the_spc_with_the_tenants_credentials_and_asks_its_b
     let log = app.license_log(&tenant).await;
     assert!(log.iter().any(|r| r["outcome"] == "issued" && r["drm"] == "fairplay" && r["content_id"] == "one"));
     assert!(log.iter().any(|r| r["error_code"] == 5030), "{log:?}");
+    assert!(log.iter().any(|r| r["error_code"] == 5010 && r["rule"] == "request"), "a refused SPC is logged: {log:?}");
 }

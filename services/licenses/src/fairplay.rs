@@ -446,6 +446,8 @@ impl LicenseService {
             let tenant = self.callbacks().directory().by_site_id(site_id).await?.ok_or_else(|| {
                 ClavisError::new(ErrorCode::TenantNotFound, format!("no tenant has site id {site_id}"))
             })?;
+            // Named now so that a refused SPC is in the tenant's log.
+            story.tenant = Some(tenant.clone());
             tenant.ensure_active()?;
             let (opened, asset) = self.open_spc(story, vault, tenant.id, body).await?;
             story.content_id = Some(asset.as_str().to_owned());

@@ -114,7 +114,7 @@ fn license_histogram(drm: Drm, outcome: Outcome) -> metrics::Histogram {
 pub struct Story {
     pub drm: Drm,
     started: Instant,
-    tenant: Option<Arc<Tenant>>,
+    pub(crate) tenant: Option<Arc<Tenant>>,
     user_id: Option<String>,
     pub(crate) content_id: Option<String>,
     kids: Vec<Kid>,
