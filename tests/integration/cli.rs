@@ -213,15 +213,18 @@ struct Served {
 
 impl Served {
     fn start(dir: &Path) -> Served {
+        Served::start_with(dir, |serve| {
+            serve.stdout(Stdio::piped()).stderr(Stdio::null());
+        })
+    }
+
+    /// The same, with the command adjusted first (more environment, where its output goes).
+    fn start_with(dir: &Path, adjust: impl FnOnce(&mut Command)) -> Served {
         let port = free_port();
-        let child = clavis()
-            .current_dir(dir)
-            .env("CLAVIS_LISTEN", format!("127.0.0.1:{port}"))
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut serve = clavis();
+        serve.current_dir(dir).env("CLAVIS_LISTEN", format!("127.0.0.1:{port}")).arg("serve");
+        adjust(&mut serve);
+        let child = serve.spawn().unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -291,24 +294,15 @@ fn json_logs_name_the_request_and_the_tenant_and_never_a_secret() {
     assert!(ok, "{stderr}");
     let created: Value = serde_json::from_str(stdout.trim()).unwrap();
     let (tenant_id, api_key) = (created["tenant_id"].as_str().unwrap(), created["api_key"].as_str().unwrap());
-    let port = free_port();
     let log_path = dir.path().join("serve.log");
-    let mut child = clavis()
-        .current_dir(dir.path())
-        .env("CLAVIS_LISTEN", format!("127.0.0.1:{port}"))
-        .env("CLAVIS_LOG_FORMAT", "json")
-        .env("CLAVIS_LOG_LEVEL", "info")
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "clavis serve did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let served = Served::start_with(dir.path(), |serve| {
+        serve
+            .env("CLAVIS_LOG_FORMAT", "json")
+            .env("CLAVIS_LOG_LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap());
+    });
+    let base = served.base.clone();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (token, key) = runtime.block_on(async {
         let http = reqwest::Client::new();
@@ -347,8 +341,7 @@ fn json_logs_name_the_request_and_the_tenant_and_never_a_secret() {
         (token, keys["keys"][0]["key"].as_str().unwrap().to_owned())
     });
     std::thread::sleep(Duration::from_millis(300));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(served);
     let log = std::fs::read_to_string(&log_path).unwrap();
     let lines: Vec<Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(!lines.is_empty(), "JSON lines: {log}");

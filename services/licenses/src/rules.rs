@@ -386,9 +386,7 @@ impl Rules {
         }
         // A known device is the common case: a read, and a write only when `last_seen` is stale (so licenses do not
         // queue for the database's write lock one after another).
-        let known = license_devices::Entity::find_by_id((tenant.0, user.to_owned(), device_id.to_owned()))
-            .one(&self.db)
-            .await?;
+        let known = license_devices::Entity::find_by_id(remembered.clone()).one(&self.db).await?;
         if let Some(row) = known {
             if now_ms.saturating_sub(row.last_seen_ms) >= LAST_SEEN_RESOLUTION_MS {
                 license_devices::Entity::update_many()
@@ -458,7 +456,7 @@ impl Rules {
         .exec_without_returning(&txn)
         .await?;
         txn.commit().await?;
-        self.known_devices.insert((tenant.0, user.to_owned(), device_id.to_owned()), ());
+        self.known_devices.insert(remembered, ());
         Ok(())
     }
 
@@ -485,7 +483,7 @@ impl Rules {
         if self.fresh_slots.get(&remembered).is_some_and(|slot| fresh(slot.renewed_ms)) {
             return Ok(Admission { stream_id: Some(stream_id), new_stream: false });
         }
-        let active = stream_slots::Entity::find_by_id((tenant.0, user.to_owned(), stream_id.clone()))
+        let active = stream_slots::Entity::find_by_id(remembered.clone())
             .one(&self.db)
             .await?
             .filter(|slot| slot.expires_ms > now_ms);
